@@ -1,0 +1,287 @@
+"""The engine layer: the one place that opens an ibis connection and touches backend specifics.
+
+Everything relational in the workbench is an ibis expression; this module decides whether it
+runs on embedded DuckDB (default) or on PySpark (local mode or a cluster), and isolates the few
+things that differ between them: reading raw files, writing and reading Parquet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import ibis.expr.datatypes as dt
+
+from workbench.errors import ParamsError
+
+if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
+    from workbench.params import Params
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("duckdb", "pyspark")
+
+
+def connect(
+    engine: str = "duckdb",
+    *,
+    database: str | Path | None = None,
+    workdir: str | Path | None = None,
+    memory_limit: str = "4GB",
+    threads: int | None = None,
+    spark_master: str = "local[2]",
+    spark_driver_memory: str = "4g",
+    spark_shuffle_partitions: int = 8,
+) -> BaseBackend:
+    """Open an ibis connection.
+
+    Parameters
+    ----------
+    engine : {"duckdb", "pyspark"}
+        Backend to use.
+    database : path, optional
+        DuckDB database file (None = in memory). Ignored for PySpark.
+    workdir : path, optional
+        Folder for spill files (DuckDB ``temp_directory``, Spark ``local.dir``).
+    memory_limit : str
+        DuckDB memory limit; work beyond it spills to ``workdir``.
+    threads : int, optional
+        DuckDB threads (default: all cores).
+    spark_master, spark_driver_memory, spark_shuffle_partitions
+        Spark session settings (an existing active session is reused).
+
+    Returns
+    -------
+    ibis.backends.BaseBackend
+        The connection; timestamps are handled in UTC on both engines.
+    """
+    if engine == "duckdb":
+        config: dict[str, Any] = {"memory_limit": memory_limit, "preserve_insertion_order": False}
+        if threads:
+            config["threads"] = threads
+        if workdir is not None:
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(Path(workdir) / "duckdb_tmp")
+        con = ibis.duckdb.connect(database=str(database) if database else ":memory:", **config)
+        con.raw_sql("SET TimeZone = 'UTC'")
+        return con
+    if engine == "pyspark":
+        session = spark_session(
+            master=spark_master,
+            driver_memory=spark_driver_memory,
+            shuffle_partitions=spark_shuffle_partitions,
+            local_dir=workdir,
+        )
+        return ibis.pyspark.connect(session)
+    raise ParamsError(
+        f"unknown engine {engine!r}",
+        where="engine",
+        fix=f"use one of: {', '.join(ENGINES)}",
+    )
+
+
+def connect_for(params: Params, workdir: str | Path | None = None) -> BaseBackend:
+    """Open the connection a params file asks for."""
+    return connect(
+        params.engine,
+        workdir=workdir,
+        memory_limit=params.ingest.memory_limit,
+        spark_master=params.spark.master,
+        spark_driver_memory=params.spark.driver_memory,
+        spark_shuffle_partitions=params.spark.shuffle_partitions,
+    )
+
+
+def spark_session(
+    master: str = "local[2]",
+    driver_memory: str = "4g",
+    shuffle_partitions: int = 8,
+    local_dir: str | Path | None = None,
+) -> Any:
+    """Return the active Spark session, creating a quiet UTC one when there is none."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ParamsError(
+            "engine 'pyspark' needs PySpark, which is not installed",
+            where="engine",
+            fix="install the extra: pip install '.[spark]' (make test installs it), "
+            "or use engine: duckdb",
+        ) from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("audience-workbench")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+    )
+    if local_dir is not None:
+        builder = builder.config("spark.local.dir", str(Path(local_dir) / "spark_tmp"))
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def engine_name(con: BaseBackend) -> str:
+    """``"duckdb"`` or ``"pyspark"`` for a connection."""
+    return con.name
+
+
+def read_csv(
+    con: BaseBackend, path: str | Path, *, delimiter: str, encoding: str = "utf-8"
+) -> ibis.Table:
+    """Read a CSV file (plain or gz) with every column as a string.
+
+    Parsing happens afterwards as ibis expressions, so bad values become quarantined rows
+    instead of a failed read.
+    """
+    path = str(path)
+    if con.name == "duckdb":
+        return con.read_csv(
+            path,
+            all_varchar=True,
+            delim=delimiter,
+            header=True,
+            quote='"',
+            escape='"',
+            encoding=encoding,
+            strict_mode=False,
+            null_padding=True,
+        )
+    return con.read_csv(
+        path,
+        header=True,
+        inferSchema=False,
+        sep=delimiter,
+        quote='"',
+        escape='"',
+        encoding=encoding,
+        mode="PERMISSIVE",
+    )
+
+
+def read_parquet(con: BaseBackend, path: str | Path) -> ibis.Table:
+    """Read a Parquet file or a folder of Parquet parts (as Spark writes them)."""
+    path = Path(path)
+    if con.name == "duckdb" and path.is_dir():
+        return con.read_parquet(str(path / "**" / "*.parquet"))
+    return con.read_parquet(str(path))
+
+
+def read_jsonl(con: BaseBackend, path: str | Path) -> ibis.Table:
+    """Read JSON Lines (plain or gz)."""
+    if con.name == "duckdb":
+        return con.read_json(str(path), format="newline_delimited")
+    return con.read_json(str(path))
+
+
+def write_parquet(expr: ibis.Table, path: str | Path) -> Path:
+    """Write a table expression to Parquet, streaming (no full materialisation in Python).
+
+    DuckDB writes one file; Spark writes a folder of parts at the same path. Readers in this
+    module and :func:`pyarrow.parquet.read_table` accept both.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = expr._find_backend()
+    if backend.name == "duckdb":
+        expr.to_parquet(str(path), compression="zstd", row_group_size=250_000)
+    else:
+        expr.to_parquet(str(path), mode="overwrite")
+    return path
+
+
+# --- the few scalar functions whose names or format syntax differ between engines -------------
+
+
+@ibis.udf.scalar.builtin(name="try_strptime")
+def _duckdb_try_strptime(value: str, fmt: str) -> dt.timestamp:  # type: ignore[empty-body]
+    """DuckDB ``try_strptime``."""
+
+
+@ibis.udf.scalar.builtin(name="try_to_timestamp")
+def _spark_try_to_timestamp(value: str, fmt: str) -> dt.timestamp:  # type: ignore[empty-body]
+    """Spark ``try_to_timestamp``."""
+
+
+@ibis.udf.scalar.builtin(name="timezone")
+def _duckdb_timezone(zone: str, value: dt.timestamp) -> dt.Timestamp(timezone="UTC"):  # type: ignore[empty-body]
+    """DuckDB ``timezone(zone, naive)``: a wall-clock time in ``zone`` as an instant."""
+
+
+@ibis.udf.scalar.builtin(name="to_utc_timestamp")
+def _spark_to_utc(value: dt.timestamp, zone: str) -> dt.Timestamp(timezone="UTC"):  # type: ignore[empty-body]
+    """Spark ``to_utc_timestamp(naive, zone)``."""
+
+
+_JAVA_FORMAT = {
+    "%Y": "yyyy",
+    "%y": "yy",
+    "%m": "MM",
+    "%d": "dd",
+    "%H": "HH",
+    "%I": "hh",
+    "%M": "mm",
+    "%S": "ss",
+    "%f": "SSSSSS",
+    "%p": "a",
+    "%b": "MMM",
+    "%B": "MMMM",
+    "%z": "xx",
+    "%Z": "z",
+    "%j": "DDD",
+}
+
+
+def strftime_to_java(fmt: str) -> str:
+    """Translate a strptime format (``%d/%m/%Y``) into a Java pattern (``dd/MM/yyyy``)."""
+    out, literal, i = [], [], 0
+
+    def flush() -> None:
+        if literal:
+            text = "".join(literal).replace("'", "''")
+            out.append(f"'{text}'" if any(c.isalpha() for c in text) else text)
+            literal.clear()
+
+    while i < len(fmt):
+        code = fmt[i : i + 2]
+        if code in _JAVA_FORMAT:
+            flush()
+            out.append(_JAVA_FORMAT[code])
+            i += 2
+        elif code == "%%":
+            literal.append("%")
+            i += 2
+        else:
+            literal.append(fmt[i])
+            i += 1
+    flush()
+    return "".join(out)
+
+
+def try_strptime(backend: str, value: ibis.StringValue, fmt: str) -> ibis.TimestampValue:
+    """Parse strings with a strptime format; unparseable values become NULL."""
+    if backend == "duckdb":
+        return _duckdb_try_strptime(value, fmt)
+    return _spark_try_to_timestamp(value, strftime_to_java(fmt))
+
+
+def localize(backend: str, value: ibis.TimestampValue, zone: str) -> ibis.TimestampValue:
+    """Read a naive timestamp as wall-clock time in ``zone`` and return the UTC instant."""
+    if backend == "duckdb":
+        return _duckdb_timezone(zone, value)
+    return _spark_to_utc(value, zone)

@@ -1,0 +1,376 @@
+"""Row-level normalisation and validation, as ibis expressions (DuckDB and Spark alike).
+
+Each ``normalise_*`` function takes an opened source and returns a :class:`Staged` table holding
+the parsed canonical columns, the raw values (strings, for the quarantine), and ``_reason``: the
+first reason the row cannot be used, or NULL for a good row. Nothing is dropped here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import ibis
+
+from workbench import engine
+from workbench.ingest.tables import EVENT_TYPES, MONEY, TIMESTAMP, TableSpec
+
+if TYPE_CHECKING:
+    from workbench.ingest.sources import OpenedSource
+    from workbench.params import EventsSource, OrdersSource, Source
+
+REASON = "_reason"
+RAW_PREFIX = "_raw_"
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+
+#: Reasons that mean "this column could not be read"; too many of them fail the run.
+PARSE_REASONS = {
+    "missing_order_id": "order_id",
+    "missing_customer_id": "customer_id",
+    "missing_product_id": "product_id",
+    "missing_timestamp": "ordered_at",
+    "bad_timestamp": "ordered_at",
+    "timestamp_out_of_range": "ordered_at",
+    "bad_quantity": "quantity",
+    "bad_price": "unit_price",
+    "unknown_event_type": "event_type",
+}
+
+#: What each quarantine reason means, for the run summary and the report.
+REASON_TEXT = {
+    "missing_order_id": "no order id",
+    "missing_customer_id": "no customer id (guest or anonymous line)",
+    "missing_product_id": "no product id",
+    "missing_timestamp": "no timestamp",
+    "bad_timestamp": "timestamp could not be parsed",
+    "timestamp_out_of_range": "timestamp before 1900 or in the future",
+    "bad_quantity": "quantity is not a number",
+    "bad_price": "price is not a number",
+    "zero_quantity": "quantity is zero",
+    "non_product_line": "fee, postage or adjustment line (data.orders.exclude_products)",
+    "negative_price": "negative unit price (adjustment, not a sale)",
+    "zero_price": "zero unit price (free item or adjustment)",
+    "quantity_outlier": "|quantity| above data.orders.max_quantity",
+    "unknown_currency": "currency without a rate in data.orders.fx_rates",
+    "duplicate_line": "repeat of an identical order line",
+    "duplicate_product": "repeated product id (first row kept)",
+    "duplicate_customer": "repeated customer id (first row kept)",
+    "unknown_event_type": "event type not one of view, click, search, cart",
+}
+
+
+@dataclass
+class Staged:
+    """A normalised table before it is split into clean rows and quarantine.
+
+    Attributes
+    ----------
+    table : ibis.Table
+        Parsed canonical columns, ``_raw_*`` string columns and ``_reason``.
+    clean_columns : list of str
+        Columns written to the clean table.
+    parsed_optional : dict
+        Optional column -> raw column, for counting values that failed to parse (set NULL).
+    """
+
+    table: ibis.Table
+    clean_columns: list[str]
+    parsed_optional: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """The ``_raw_*`` columns kept for quarantined rows."""
+        return [c for c in self.table.columns if c.startswith(RAW_PREFIX)]
+
+
+def text(col: ibis.Value) -> ibis.StringValue:
+    """Trimmed string; empty strings become NULL."""
+    return col.cast("string").strip().nullif("")
+
+
+def parse_id(col: ibis.Value) -> ibis.StringValue:
+    """Identifier as a trimmed string; ``"17850.0"`` (an id exported as a float) -> ``"17850"``."""
+    s = text(col)
+    return ibis.ifelse(s.re_search(r"^-?[0-9]+\.0+$"), s.left(s.find(".")), s)
+
+
+def _numeric_text(col: ibis.Value) -> ibis.StringValue:
+    s = text(col).re_replace(r"[^0-9,.eE+\-]", "")
+    both = s.contains(",") & s.contains(".")
+    return ibis.ifelse(both, s.replace(",", ""), s.replace(",", ".")).nullif("")
+
+
+def parse_number(col: ibis.Value) -> ibis.FloatingValue:
+    """A float from a number or from text such as ``"1,5"``, ``"1,234.50"``, ``" 3 "``."""
+    if col.type().is_numeric():
+        return col.cast("float64")
+    return _numeric_text(col).try_cast("float64")
+
+
+def parse_money(col: ibis.Value) -> ibis.DecimalValue:
+    """A decimal amount from a number or text; currency symbols and spaces are ignored."""
+    if col.type().is_numeric():
+        return col.cast(MONEY)
+    return _numeric_text(col).try_cast(MONEY)
+
+
+def parse_timestamp(
+    backend: str, col: ibis.Value, fmt: str | None, zone: str
+) -> ibis.TimestampValue:
+    """A UTC instant from a timestamp, a date, or text.
+
+    Text with an offset (``+01:00``, ``Z``) is converted to UTC; text without one is read as
+    wall-clock time in ``zone``. ``fmt`` is a strptime format; None means ISO 8601.
+    """
+    typ = col.type()
+    if typ.is_timestamp():
+        if typ.timezone is None:
+            return engine.localize(backend, col, zone) if zone != "UTC" else col.cast(TIMESTAMP)
+        return col.cast(TIMESTAMP)
+    if typ.is_date():
+        col = col.cast("timestamp")
+        return engine.localize(backend, col, zone) if zone != "UTC" else col.cast(TIMESTAMP)
+    s = text(col)
+    if fmt:
+        parsed = engine.try_strptime(backend, s, fmt)
+        if "%z" in fmt or zone == "UTC":
+            return parsed.cast(TIMESTAMP)
+        return engine.localize(backend, parsed, zone)
+    aware = s.try_cast(TIMESTAMP)
+    if zone == "UTC":
+        return aware
+    has_offset = s.re_search(
+        r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?\s*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+    )
+    naive = s.try_cast("timestamp")
+    return ibis.ifelse(has_offset, aware, engine.localize(backend, naive, zone))
+
+
+def parse_bool(col: ibis.Value) -> ibis.BooleanValue:
+    """True/False from booleans, 1/0, or text such as yes/no, true/false, subscribed."""
+    if col.type().is_boolean():
+        return col
+    s = text(col).lower()
+    yes = ("true", "t", "yes", "y", "1", "1.0", "subscribed", "opt-in", "optin")
+    no = ("false", "f", "no", "n", "0", "0.0", "unsubscribed", "opt-out", "optout")
+    return ibis.cases((s.isin(yes), True), (s.isin(no), False), else_=ibis.null("boolean"))
+
+
+def _parse(backend: str, kind: str, col: ibis.Value, spec: Source) -> ibis.Value:
+    if kind == "id":
+        return parse_id(col)
+    if kind == "timestamp":
+        return parse_timestamp(backend, col, spec.timestamp_format, spec.timezone)
+    if kind == "number":
+        return parse_number(col)
+    if kind == "money":
+        return parse_money(col)
+    if kind == "int":
+        return parse_number(col).cast("int64")
+    if kind == "bool":
+        return parse_bool(col)
+    return text(col)
+
+
+def _reason(rules: list[tuple[str, ibis.BooleanValue]]) -> ibis.StringValue:
+    return ibis.cases(
+        *[(cond.fill_null(False), name) for name, cond in rules], else_=ibis.null("string")
+    )
+
+
+def _parsed_columns(
+    opened: OpenedSource, spec: Source, tspec: TableSpec
+) -> tuple[dict[str, ibis.Value], dict[str, ibis.Value]]:
+    t = opened.table
+    backend = engine.engine_name(t._find_backend())
+    parsed = {c: _parse(backend, tspec.kind(c), t[src], spec) for c, src in opened.mapping.items()}
+    raw = {f"{RAW_PREFIX}{c}": t[src].cast("string") for c, src in opened.mapping.items()}
+    return parsed, raw
+
+
+def _attributes(opened: OpenedSource) -> dict[str, ibis.Value]:
+    t = opened.table
+    out = {}
+    for name, src in opened.attributes.items():
+        col = t[src]
+        out[name] = text(col) if col.type().is_string() else col
+    return out
+
+
+def _first_of_key(table: ibis.Table, keys: list[str], reason: str) -> ibis.Table:
+    """Mark every good row after the first one with the same key values as ``reason``."""
+    good = table[REASON].isnull()
+    window = ibis.window(
+        group_by=[*(table[k] for k in keys), good], order_by=[table[k] for k in keys]
+    )
+    rn = ibis.row_number().over(window)
+    return table.mutate(
+        **{REASON: ibis.ifelse(good & (rn > 0), ibis.literal(reason), table[REASON])}
+    )
+
+
+def _timestamp_rules(
+    parsed: ibis.TimestampValue, raw: ibis.Value
+) -> list[tuple[str, ibis.BooleanValue]]:
+    latest = datetime.now(UTC) + timedelta(days=2)
+    return [
+        ("missing_timestamp", text(raw).isnull()),
+        ("bad_timestamp", parsed.isnull()),
+        (
+            "timestamp_out_of_range",
+            (parsed < ibis.literal(EARLIEST, type=TIMESTAMP))
+            | (parsed > ibis.literal(latest, type=TIMESTAMP)),
+        ),
+    ]
+
+
+def normalise_orders(opened: OpenedSource, spec: OrdersSource, currency: str) -> Staged:
+    """Parse and validate order lines; returns are kept as negative lines.
+
+    A line is a return when its order id starts with ``cancel_prefix``, its status is one of
+    ``return_statuses``, or its quantity is negative; its quantity and revenue are negative.
+    ``unit_price`` and ``revenue`` are converted into the run currency with ``fx_rates``.
+    """
+    from workbench.ingest.tables import ORDERS
+
+    p, raw = _parsed_columns(opened, spec, ORDERS)
+    q, price = p["quantity"], p["unit_price"]
+    status = p["status"].lower() if "status" in p else ibis.null("string")
+    is_return = q < 0
+    if "status" in p:
+        statuses = [s.lower() for s in spec.return_statuses]
+        is_return = is_return | status.isin(statuses).fill_null(False)
+    if spec.cancel_prefix:
+        is_return = is_return | p["order_id"].startswith(spec.cancel_prefix)
+    is_return = is_return.fill_null(False)
+
+    cur = p["currency"].upper() if "currency" in p else ibis.literal(currency)
+    rates = {currency: 1.0, **{k.upper(): v for k, v in spec.fx_rates.items()}}
+    rate = ibis.cases(
+        *[(cur == k, ibis.literal(v, type="float64")) for k, v in rates.items()],
+        else_=ibis.null("float64"),
+    )
+    unit_price = (price.cast("float64") * rate).cast(MONEY) if spec.fx_rates else price
+    signed_q = ibis.ifelse(is_return, -q.abs(), q)
+    gross = q.abs() * unit_price.cast("float64")
+    if "discount" in p:
+        gross = gross - (p["discount"].cast("float64") * rate).fill_null(0)
+    revenue = (ibis.ifelse(is_return, -gross, gross)).cast(MONEY)
+
+    rules = [
+        ("missing_order_id", p["order_id"].isnull()),
+        ("missing_customer_id", p["customer_id"].isnull()),
+        ("missing_product_id", p["product_id"].isnull()),
+        *_timestamp_rules(p["ordered_at"], opened.table[opened.mapping["ordered_at"]]),
+        ("bad_quantity", q.isnull()),
+        ("bad_price", price.isnull()),
+        ("zero_quantity", q == 0),
+    ]
+    if spec.exclude_products:
+        rules.append(("non_product_line", p["product_id"].isin(spec.exclude_products)))
+    rules += [("negative_price", price < 0), ("zero_price", price == 0)]
+    if spec.max_quantity:
+        rules.append(("quantity_outlier", q.abs() > spec.max_quantity))
+    rules.append(("unknown_currency", rate.isnull()))
+
+    cols = {
+        "order_id": p["order_id"],
+        "line_no": p.get("line_no", ibis.null("int64")),
+        "customer_id": p["customer_id"],
+        "ordered_at": p["ordered_at"],
+        "product_id": p["product_id"],
+        "quantity": signed_q,
+        "unit_price": unit_price,
+        "revenue": revenue,
+        "is_return": is_return,
+        "currency": cur,
+        "status": status,
+        "discount": p.get("discount", ibis.null(MONEY)),
+        "channel": p.get("channel", ibis.null("string")),
+        "product_name": p.get("product_name", ibis.null("string")),
+        "product_category": p.get("product_category", ibis.null("string")),
+        "product_brand": p.get("product_brand", ibis.null("string")),
+        "customer_country": p.get("customer_country", ibis.null("string")),
+    }
+    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
+    if spec.dedupe:
+        keys = (
+            ["order_id", "product_id", "line_no"]
+            if "line_no" in p
+            else ["order_id", "customer_id", "ordered_at", "product_id", "quantity", "unit_price"]
+        )
+        table = _first_of_key(table, keys, "duplicate_line")
+    optional = {c: f"{RAW_PREFIX}{c}" for c in ("line_no", "discount") if c in p}
+    return Staged(table=table, clean_columns=list(cols), parsed_optional=optional)
+
+
+def normalise_products(opened: OpenedSource, spec: Source) -> Staged:
+    """Parse products; repeated product ids keep their first row."""
+    from workbench.ingest.tables import PRODUCTS
+
+    p, raw = _parsed_columns(opened, spec, PRODUCTS)
+    cols = {
+        "product_id": p["product_id"],
+        "name": p.get("name", ibis.null("string")),
+        "category": p.get("category", ibis.null("string")),
+        "brand": p.get("brand", ibis.null("string")),
+        "price": p.get("price", ibis.null(MONEY)),
+        **_attributes(opened),
+    }
+    rules = [("missing_product_id", p["product_id"].isnull())]
+    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
+    table = _first_of_key(table, ["product_id"], "duplicate_product")
+    optional = {"price": f"{RAW_PREFIX}price"} if "price" in p else {}
+    return Staged(table=table, clean_columns=list(cols), parsed_optional=optional)
+
+
+def normalise_customers(opened: OpenedSource, spec: Source) -> Staged:
+    """Parse customers; e-mails are trimmed and lower-cased; repeated ids keep their first row."""
+    from workbench.ingest.tables import CUSTOMERS
+
+    p, raw = _parsed_columns(opened, spec, CUSTOMERS)
+    cols = {
+        "customer_id": p["customer_id"],
+        "email": p["email"].lower() if "email" in p else ibis.null("string"),
+        **{
+            c: p.get(c, ibis.null("string"))
+            for c in ("phone", "first_name", "last_name", "country", "zip", "language")
+        },
+        "subscribed": p.get("subscribed", ibis.null("boolean")),
+        "created_at": p.get("created_at", ibis.null(TIMESTAMP)),
+        **_attributes(opened),
+    }
+    rules = [("missing_customer_id", p["customer_id"].isnull())]
+    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
+    table = _first_of_key(table, ["customer_id"], "duplicate_customer")
+    optional = {c: f"{RAW_PREFIX}{c}" for c in ("subscribed", "created_at") if c in p}
+    return Staged(table=table, clean_columns=list(cols), parsed_optional=optional)
+
+
+def normalise_events(opened: OpenedSource, spec: EventsSource) -> Staged:
+    """Parse web events; event types are mapped onto view, click, search, cart."""
+    from workbench.ingest.tables import EVENTS
+
+    p, raw = _parsed_columns(opened, spec, EVENTS)
+    source_type = p["event_type"].lower()
+    mapping = {k.lower(): v for k, v in spec.event_types.items()}
+    mapping.update({t: t for t in EVENT_TYPES if t not in mapping})
+    event_type = ibis.cases(
+        *[(source_type == k, ibis.literal(v)) for k, v in mapping.items()],
+        else_=ibis.null("string"),
+    )
+    cols = {
+        "customer_id": p["customer_id"],
+        "occurred_at": p["occurred_at"],
+        "event_type": event_type,
+        "product_id": p.get("product_id", ibis.null("string")),
+        "query": p.get("query", ibis.null("string")),
+    }
+    rules = [
+        ("missing_customer_id", p["customer_id"].isnull()),
+        *_timestamp_rules(p["occurred_at"], opened.table[opened.mapping["occurred_at"]]),
+        ("unknown_event_type", event_type.isnull()),
+    ]
+    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
+    return Staged(table=table, clean_columns=list(cols))
