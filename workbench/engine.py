@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,36 +143,45 @@ def engine_name(con: BaseBackend) -> str:
 
 
 def read_csv(
-    con: BaseBackend, path: str | Path, *, delimiter: str, encoding: str = "utf-8"
+    con: BaseBackend,
+    path: str | Path,
+    *,
+    delimiter: str,
+    encoding: str = "utf-8",
+    header: bool = True,
 ) -> ibis.Table:
     """Read a CSV file (plain or gz) with every column as a string.
 
     Parsing happens afterwards as ibis expressions, so bad values become quarantined rows
-    instead of a failed read.
+    instead of a failed read. Without a header, columns are named ``column1`` .. ``columnN``.
     """
     path = str(path)
     if con.name == "duckdb":
-        return con.read_csv(
+        table = con.read_csv(
             path,
             all_varchar=True,
             delim=delimiter,
-            header=True,
+            header=header,
             quote='"',
             escape='"',
             encoding=encoding,
             strict_mode=False,
             null_padding=True,
         )
-    return con.read_csv(
-        path,
-        header=True,
-        inferSchema=False,
-        sep=delimiter,
-        quote='"',
-        escape='"',
-        encoding=encoding,
-        mode="PERMISSIVE",
-    )
+    else:
+        table = con.read_csv(
+            path,
+            header=header,
+            inferSchema=False,
+            sep=delimiter,
+            quote='"',
+            escape='"',
+            encoding=encoding,
+            mode="PERMISSIVE",
+        )
+    if header:
+        return table
+    return table.rename({f"column{i + 1}": name for i, name in enumerate(table.columns)})
 
 
 def read_parquet(con: BaseBackend, path: str | Path) -> ibis.Table:
@@ -197,6 +207,10 @@ def write_parquet(expr: ibis.Table, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
     backend = expr._find_backend()
     if backend.name == "duckdb":
         expr.to_parquet(str(path), compression="zstd", row_group_size=250_000)

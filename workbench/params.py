@@ -56,7 +56,14 @@ class Source(StrictModel):
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical column name -> source column name"
     )
-    delimiter: str | None = Field(None, description="CSV delimiter; null = detect")
+    delimiter: str | None = Field(
+        None, description="CSV delimiter (one character, or 'whitespace'); null = detect"
+    )
+    header: bool = Field(True, description="CSV has a header line; false = columns column1..N")
+    defaults: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="canonical column -> constant used when the source has no such column",
+    )
     encoding: str | None = Field(None, description="CSV encoding; null = detect")
     timestamp_format: str | None = Field(
         None, description="strptime format of date columns; null = ISO 8601"
@@ -70,8 +77,14 @@ class Source(StrictModel):
                 raise ValueError("format 'sql' needs both 'query' and 'url_env'")
         elif not self.path:
             raise ValueError("'path' is required (or use format: sql with query and url_env)")
-        if self.delimiter is not None and len(self.delimiter) != 1:
-            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+        if (
+            self.delimiter is not None
+            and len(self.delimiter) != 1
+            and self.delimiter != "whitespace"
+        ):
+            raise ValueError(
+                f"delimiter must be one character or 'whitespace', got {self.delimiter!r}"
+            )
         return self
 
 
@@ -91,6 +104,9 @@ class OrdersSource(Source):
     )
     max_quantity: float | None = Field(
         None, gt=0, description="lines with |quantity| above this are quarantined as outliers"
+    )
+    keep_zero_price: bool = Field(
+        False, description="keep zero-price lines as purchases (free items) instead of quarantine"
     )
     fx_rates: dict[str, float] = Field(
         default_factory=dict, description="currency -> rate into the run currency"

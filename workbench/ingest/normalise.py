@@ -184,8 +184,12 @@ def _parsed_columns(
 ) -> tuple[dict[str, ibis.Value], dict[str, ibis.Value]]:
     t = opened.table
     backend = engine.engine_name(t._find_backend())
-    parsed = {c: _parse(backend, tspec.kind(c), t[src], spec) for c, src in opened.mapping.items()}
-    raw = {f"{RAW_PREFIX}{c}": t[src].cast("string") for c, src in opened.mapping.items()}
+    columns = {c: t[src] for c, src in opened.mapping.items()}
+    for c, value in spec.defaults.items():
+        if c not in columns and c in tspec.columns:
+            columns[c] = ibis.literal(str(value))
+    parsed = {c: _parse(backend, tspec.kind(c), col, spec) for c, col in columns.items()}
+    raw = {f"{RAW_PREFIX}{c}": col.cast("string") for c, col in columns.items()}
     return parsed, raw
 
 
@@ -235,7 +239,15 @@ def normalise_orders(opened: OpenedSource, spec: OrdersSource, currency: str) ->
     from workbench.ingest.tables import ORDERS
 
     p, raw = _parsed_columns(opened, spec, ORDERS)
-    q, price = p["quantity"], p["unit_price"]
+    q = p["quantity"]
+    if "unit_price" in p:
+        price = p["unit_price"]
+    else:  # only a line total: unit price = amount / |quantity|
+        price = (p["amount"].cast("float64") / q.abs().nullif(0)).cast(MONEY)
+        price = ibis.ifelse(p["amount"] < 0, -price, price)
+    if "order_id" not in p:  # one order per customer and timestamp
+        epoch = p["ordered_at"].epoch_seconds().cast("int64").cast("string")
+        p["order_id"] = p["customer_id"].concat("@", epoch)
     status = p["status"].lower() if "status" in p else ibis.null("string")
     is_return = q < 0
     if "status" in p:
@@ -262,14 +274,16 @@ def normalise_orders(opened: OpenedSource, spec: OrdersSource, currency: str) ->
         ("missing_order_id", p["order_id"].isnull()),
         ("missing_customer_id", p["customer_id"].isnull()),
         ("missing_product_id", p["product_id"].isnull()),
-        *_timestamp_rules(p["ordered_at"], opened.table[opened.mapping["ordered_at"]]),
+        *_timestamp_rules(p["ordered_at"], raw[f"{RAW_PREFIX}ordered_at"]),
         ("bad_quantity", q.isnull()),
         ("bad_price", price.isnull()),
         ("zero_quantity", q == 0),
     ]
     if spec.exclude_products:
         rules.append(("non_product_line", p["product_id"].isin(spec.exclude_products)))
-    rules += [("negative_price", price < 0), ("zero_price", price == 0)]
+    rules.append(("negative_price", price < 0))
+    if not spec.keep_zero_price:
+        rules.append(("zero_price", price == 0))
     if spec.max_quantity:
         rules.append(("quantity_outlier", q.abs() > spec.max_quantity))
     rules.append(("unknown_currency", rate.isnull()))
@@ -301,7 +315,7 @@ def normalise_orders(opened: OpenedSource, spec: OrdersSource, currency: str) ->
             else ["order_id", "customer_id", "ordered_at", "product_id", "quantity", "unit_price"]
         )
         table = _first_of_key(table, keys, "duplicate_line")
-    optional = {c: f"{RAW_PREFIX}{c}" for c in ("line_no", "discount") if c in p}
+    optional = {c: f"{RAW_PREFIX}{c}" for c in ("line_no", "discount") if c in raw and c in p}
     return Staged(table=table, clean_columns=list(cols), parsed_optional=optional)
 
 
@@ -369,8 +383,17 @@ def normalise_events(opened: OpenedSource, spec: EventsSource) -> Staged:
     }
     rules = [
         ("missing_customer_id", p["customer_id"].isnull()),
-        *_timestamp_rules(p["occurred_at"], opened.table[opened.mapping["occurred_at"]]),
+        *_timestamp_rules(p["occurred_at"], raw[f"{RAW_PREFIX}occurred_at"]),
         ("unknown_event_type", event_type.isnull()),
     ]
     table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
     return Staged(table=table, clean_columns=list(cols))
+
+
+def normalise(name: str, opened: OpenedSource, spec: Source, currency: str) -> Staged:
+    """Normalise one canonical table (dispatch on its name)."""
+    if name == "orders":
+        return normalise_orders(opened, spec, currency)  # type: ignore[arg-type]
+    if name == "events":
+        return normalise_events(opened, spec)  # type: ignore[arg-type]
+    return {"products": normalise_products, "customers": normalise_customers}[name](opened, spec)

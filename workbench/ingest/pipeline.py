@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +68,8 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": h.hexdigest()}
 
 
-def _reason_counts(staged: ibis.Table) -> dict[str | None, int]:
+def reason_counts(staged: ibis.Table) -> dict[str | None, int]:
+    """Rows per ``_reason`` (None = good rows)."""
     counts = staged.group_by(nz.REASON).aggregate(n=ibis._.count()).to_pyarrow().to_pylist()
     return {row[nz.REASON]: int(row["n"]) for row in counts}
 
@@ -82,9 +82,10 @@ def _examples(staged: ibis.Table, reason: str, column: str, n: int = 3) -> list[
     return rows.column(0).to_pylist()
 
 
-def _check_parse_failures(
+def check_parse_failures(
     name: str, staged: ibis.Table, counts: dict[str | None, int], limit: float, label: str
 ) -> None:
+    """Fail when one read problem hits more than ``limit`` of the rows: the mapping is wrong."""
     total = sum(counts.values())
     for reason, column in nz.PARSE_REASONS.items():
         n = counts.get(reason, 0)
@@ -176,28 +177,20 @@ class Ingestor:
         self.quarantine_parts: list[Path] = []
         self.reports: dict[str, TableReport] = {}
 
-    def _normaliser(self, name: str) -> Callable[..., nz.Staged]:
-        return {
-            "orders": lambda o, s: nz.normalise_orders(o, s, self.params.currency),
-            "products": nz.normalise_products,
-            "customers": nz.normalise_customers,
-            "events": nz.normalise_events,
-        }[name]
-
     def ingest_table(self, name: str) -> TableReport:
         """Ingest one configured table."""
         spec = getattr(self.params.data, name)
         opened = open_source(self.con, name, spec, TABLES[name], self.work)
-        staged_expr = self._normaliser(name)(opened, spec)
+        staged_expr = nz.normalise(name, opened, spec, self.params.currency)
         stage_path = engine.write_parquet(staged_expr.table, self.work / f"{name}.stage.parquet")
         staged = engine.read_parquet(self.con, stage_path)
-        counts = _reason_counts(staged)
+        counts = reason_counts(staged)
         total = sum(counts.values())
         if total == 0:
             raise InputDataError(
                 "the source has no rows", where=opened.label, fix="check the file or query"
             )
-        _check_parse_failures(
+        check_parse_failures(
             name, staged, counts, self.params.ingest.max_reject_share, opened.label
         )
         good = staged.filter(staged[nz.REASON].isnull())

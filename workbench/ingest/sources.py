@@ -194,12 +194,16 @@ def _csv_source(
     text = _decode(sample, encoding, path)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     complete = len(sample) < SAMPLE_BYTES
-    if complete and len(lines) < 2:
+    if complete and len(lines) < (2 if spec.header else 1):
         raise InputDataError(
             "the file has a header line but no data rows",
             where=str(path),
             fix="check the export: the file should hold at least one row below the header",
         )
+    if spec.delimiter == "whitespace":
+        out = _whitespace_to_csv(path, encoding, workdir / f"{table_name}.ws.csv", spec.header)
+        detected = {"format": "csv", "encoding": encoding, "delimiter": "whitespace"}
+        return engine.read_csv(con, out, delimiter=","), detected
     sniffed = detect_delimiter(text)
     delimiter = spec.delimiter or sniffed
     header = next(csv.reader([lines[0]], delimiter=delimiter))
@@ -219,8 +223,29 @@ def _csv_source(
         read_path = transcode_to_utf8(path, encoding, workdir / f"{table_name}.utf8.csv")
         detected["transcoded_from"] = encoding
         log.info("%s: transcoded from %s to UTF-8", path, encoding)
-    table = engine.read_csv(con, read_path, delimiter=delimiter)
+    table = engine.read_csv(con, read_path, delimiter=delimiter, header=spec.header)
     return table, detected
+
+
+def _whitespace_to_csv(path: Path, encoding: str, out: Path, header: bool) -> Path:
+    """Stream a whitespace-separated text file into a comma-separated UTF-8 copy."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        _open_bytes(path) as raw,
+        io.TextIOWrapper(raw, encoding=encoding, newline="") as src,
+        open(out, "w", encoding="utf-8", newline="") as dst,
+    ):
+        writer = csv.writer(dst)
+        first = True
+        for line in src:
+            fields = line.split()
+            if not fields:
+                continue
+            if first and not header:
+                writer.writerow([f"column{i + 1}" for i in range(len(fields))])
+            first = False
+            writer.writerow(fields)
+    return out
 
 
 def _stage_query(spec: Source, workdir: Path, table_name: str) -> Path:
@@ -301,7 +326,7 @@ def _suggest(name: str, candidates: list[str]) -> str:
 def _example_row(table: ibis.Table) -> str:
     try:
         row = table.limit(1).to_pyarrow().to_pylist()
-    except Exception:
+    except Exception:  # noqa: BLE001 - only decorates an error message
         return ""
     return f" An example row: {row[0]}" if row else ""
 
@@ -332,6 +357,8 @@ def resolve_mapping(
         src = spec.columns.get(canon, canon)
         if src in available:
             mapping[canon] = src
+        elif canon in spec.defaults and canon not in spec.columns:
+            continue
         elif canon in spec.columns or canon in tspec.required:
             what = (
                 f"required column {canon!r} is missing"
@@ -343,6 +370,14 @@ def resolve_mapping(
                 where=f"{label} (data.{tspec.name}.columns.{canon})",
                 fix=f"{_suggest(src, available)}map it with data.{tspec.name}.columns.{canon}: "
                 "<source column name>",
+            )
+    for group in tspec.one_of:
+        if not any(c in mapping or c in spec.defaults for c in group):
+            raise InputDataError(
+                f"none of the columns {' / '.join(group)} is there; one is needed. "
+                f"The source has: {', '.join(available[:30])}.{_example_row(table)}",
+                where=f"{label} (data.{tspec.name}.columns)",
+                fix=f"map one of them, e.g. data.{tspec.name}.columns.{group[0]}: <source column>",
             )
     if tspec.extra_attributes:
         used = set(mapping.values())

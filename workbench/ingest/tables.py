@@ -19,10 +19,16 @@ class TableSpec:
         Table name (``orders``, ``products``, ``customers``, ``events``).
     required : tuple of str
         Columns that must be mapped and present.
-    optional : dict
-        Optional canonical columns and their kind.
+    optional : tuple of str
+        Optional canonical columns.
+    kinds : dict
+        Parsing kind per column (default ``text``).
     extra_attributes : bool
         Whether unmapped source columns are carried along as attributes.
+    one_of : tuple of tuples
+        Groups of optional columns of which at least one must be present.
+    derivable : tuple of str
+        Optional columns derived from others when the source lacks them.
     """
 
     name: str
@@ -30,6 +36,8 @@ class TableSpec:
     optional: tuple[str, ...]
     kinds: dict[str, str] = field(default_factory=dict)
     extra_attributes: bool = False
+    one_of: tuple[tuple[str, ...], ...] = ()
+    derivable: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -43,8 +51,11 @@ class TableSpec:
 
 ORDERS = TableSpec(
     name="orders",
-    required=("order_id", "customer_id", "ordered_at", "product_id", "quantity", "unit_price"),
+    required=("customer_id", "ordered_at", "product_id", "quantity"),
     optional=(
+        "order_id",
+        "unit_price",
+        "amount",
         "line_no",
         "currency",
         "status",
@@ -62,9 +73,12 @@ ORDERS = TableSpec(
         "ordered_at": "timestamp",
         "quantity": "number",
         "unit_price": "money",
+        "amount": "money",
         "discount": "money",
         "line_no": "int",
     },
+    one_of=(("unit_price", "amount"),),
+    derivable=("order_id",),
 )
 
 PRODUCTS = TableSpec(
