@@ -127,6 +127,7 @@ def spark_session(
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
@@ -299,3 +300,13 @@ def localize(backend: str, value: ibis.TimestampValue, zone: str) -> ibis.Timest
     if backend == "duckdb":
         return _duckdb_timezone(zone, value)
     return _spark_to_utc(value, zone)
+
+
+def trim(value: ibis.StringValue) -> ibis.StringValue:
+    r"""Remove leading and trailing whitespace, the same on every engine.
+
+    Use this instead of ibis' ``strip()``: on PySpark ibis 12 renders it as
+    ``TRIM(' \t\n\r\v\f' FROM x)`` and Spark reads ``\v`` and ``\f`` as the letters v and f,
+    so ``"view"`` becomes ``"iew"``.
+    """
+    return value.re_replace(r"^\s+|\s+$", "")

@@ -86,7 +86,7 @@ class Staged:
 
 def text(col: ibis.Value) -> ibis.StringValue:
     """Trimmed string; empty strings become NULL."""
-    return col.cast("string").strip().nullif("")
+    return engine.trim(col.cast("string")).nullif("")
 
 
 def parse_id(col: ibis.Value) -> ibis.StringValue:

@@ -133,6 +133,16 @@ def detect_encoding(sample: bytes, path: Path) -> str:
             where=str(path),
             fix="set data.<table>.encoding, e.g. encoding: cp1252",
         )
+    # Single-byte code pages are hard to tell apart on short samples. Windows-1252 (Excel's
+    # Western default, a superset of Latin-1's printable range) wins when the guess is another
+    # single-byte Latin page and the bytes are valid in it; other encodings must be declared.
+    single_byte = best.encoding.startswith(("cp125", "iso8859", "latin", "mac_"))
+    if single_byte and best.encoding != "cp1252":
+        try:
+            sample.decode("cp1252")
+            return "cp1252"
+        except UnicodeDecodeError:
+            pass
     return best.encoding
 
 
