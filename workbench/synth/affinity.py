@@ -140,6 +140,7 @@ def draw_products(
     *,
     browse: bool = False,
     noise: float = 0.6,
+    cheaper: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one product per entry of ``customer`` through its affinities.
 
@@ -159,6 +160,8 @@ def draw_products(
         Use flattened (square-root) favourite weights, as browsing does.
     noise : float
         Price noise around the customer's price level (probit scale).
+    cheaper : float
+        Factor in (0, 1] on the price quantile; below 1 moves to cheaper products.
 
     Returns
     -------
@@ -175,7 +178,7 @@ def draw_products(
     fav_leaf = aff.leaf[customer, _categorical(rng, lw)]
     fav_brand = aff.brand[customer, _categorical(rng, bw)]
     leaf = np.where(route == ROUTE_NOISE, cat.popular_leaf(rng.random(m)), fav_leaf)
-    u = price_quantile(rng, aff.price_level[customer], noise)
+    u = price_quantile(rng, aff.price_level[customer], noise) * cheaper
     product = np.where(
         route == ROUTE_BRAND, cat.of_brand(fav_brand, u), cat.in_leaf(np.maximum(leaf, 0), u)
     )

@@ -6,12 +6,12 @@ Filling an order (vectorised over all orders of a block, one candidate per round
    come in larger quantities);
 2. keep it when the running list-price total stays within ``z * (1 + OVERSHOOT)``, else skip
    it (the order stays open); close the order once its list total reaches ``z``;
-3. after ``max_candidates`` rounds: an order with nothing kept takes the cheapest product of
-   the category of the cheapest candidate it saw; an order short of ``z`` adds units of its
-   cheapest line until it reaches ``z``;
+3. after ``max_candidates`` rounds, an order still short of ``z`` (or empty) gets one more
+   line: the product of the category of its cheapest candidate priced closest above the gap
+   (or enough units of the dearest one);
 4. repeated products in an order are merged into one line;
 5. unit price = list price * ``z / list total``, rounded to cents: an order-level discount of at
-   most ``1 - 1 / (1 + OVERSHOOT)`` (20%) in all but the rare orders in step 3.
+   most ``1 - 1 / (1 + OVERSHOOT)`` (20%) in all but a few orders in step 3.
 
 So every order total equals the planted ``z`` up to the cent rounding of the unit prices:
 ``|sum(quantity * unit_price) - z| <= 0.005 * units``; the planted values are the order totals.
@@ -27,6 +27,8 @@ from workbench.synth.affinity import Affinities, draw_products
 from workbench.synth.catalog import Catalog
 from workbench.synth.settings import SynthSettings
 
+#: After the first 3 candidates, each further one looks this much lower in the price range.
+CHEAPER = 0.6
 #: How far an order's list-price total may exceed its planted value before the candidate is
 #: skipped; the order-level discount stays within 1 - 1 / (1 + OVERSHOOT).
 OVERSHOOT = 0.25
@@ -88,7 +90,13 @@ def fill_orders(
         if not open_.size:
             break
         product, _ = draw_products(
-            rng, aff, cat, order_customer[open_], s.line_mix, noise=s.price_noise
+            rng,
+            aff,
+            cat,
+            order_customer[open_],
+            s.line_mix,
+            noise=s.price_noise,
+            cheaper=CHEAPER ** max(0, step - 2),
         )
         price = cat.price[product]
         qty = _quantity(rng, price)
@@ -100,11 +108,13 @@ def fill_orders(
         total[open_[take]] += qty[take] * price[take]
         open_ = open_[total[open_] < order_value[open_]]
 
-    # nothing fitted: the cheapest product of the category of the cheapest candidate
-    empty = np.flatnonzero(total == 0)
-    fallback = cat.in_leaf(cat.leaf[cheapest[empty]], np.zeros(empty.size))
-    kept.append((empty, fallback, np.ones(empty.size, dtype=np.int64), s.max_candidates))
-    total[empty] = cat.price[fallback]
+    # short of z (or empty): one more line, the product of the cheapest candidate's category
+    # priced closest above the gap (units of the dearest one when none is dear enough)
+    short = np.flatnonzero(total < order_value)
+    gap = order_value[short] - total[short]
+    filler = cat.priced_at_least(cat.leaf[cheapest[short]], gap)
+    units = np.ceil(gap / cat.price[filler]).astype(np.int64)
+    kept.append((short, filler, units, s.max_candidates))
     order = np.concatenate([k[0] for k in kept])
     product = np.concatenate([k[1] for k in kept])
     qty = np.concatenate([k[2] for k in kept]).astype(np.int64)
@@ -121,13 +131,6 @@ def fill_orders(
     order, product = order[keep], product[keep]
     price = cat.price[product]
 
-    # short orders: add units of their cheapest line until the list total reaches z
-    short = np.flatnonzero(total < order_value)
-    if short.size:
-        by_price = np.lexsort((price, order))
-        starts = np.searchsorted(order[by_price], short)
-        line = by_price[starts]
-        qty[line] += np.ceil((order_value[short] - total[short]) / price[line]).astype(np.int64)
     list_total = np.bincount(order, weights=qty * price, minlength=n)
     factor = order_value / list_total
     unit_price = np.maximum(np.round(price * factor[order], 2), 0.01)

@@ -15,6 +15,8 @@ import pyarrow as pa
 from workbench.synth import vocab
 from workbench.synth.settings import SynthSettings
 
+#: Leaf ``k``'s prices map to keys ``k * PRICE_SPAN + price`` (prices stay below it).
+PRICE_SPAN = 1e6
 #: Queries a search for a product can use (see :func:`_queries`).
 QUERIES_PER_PRODUCT = 4
 
@@ -55,6 +57,8 @@ class Catalog:
     _brand_order: np.ndarray
     _brand_key: np.ndarray
     _pop_cum: np.ndarray
+    _price_order: np.ndarray
+    _price_key: np.ndarray
 
     @property
     def size(self) -> int:
@@ -80,6 +84,12 @@ class Catalog:
     def of_brand(self, brand: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Products at price quantile ``u`` among the products of brands ``brand``."""
         return self._brand_order[np.searchsorted(self._brand_key, brand + _open(u))]
+
+    def priced_at_least(self, leaf: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        """Cheapest product of each leaf priced at least ``amount`` (else the leaf's dearest)."""
+        pos = np.searchsorted(self._price_key, leaf * PRICE_SPAN + amount)
+        dearest = np.searchsorted(self._price_key, (leaf + 1) * PRICE_SPAN) - 1
+        return self._price_order[np.minimum(pos, dearest)]
 
     def popular_leaf(self, u: np.ndarray) -> np.ndarray:
         """Leaves drawn by popularity, ``u`` uniform in (0, 1)."""
@@ -223,6 +233,7 @@ def build_catalog(rng: np.random.Generator, settings: SynthSettings) -> Catalog:
     names = _names(rng, top_names, leaf_names, brand_list)
     leaf_order, leaf_key = _sorted_cdf_keys(leaf, price, weight)
     brand_order, brand_key = _sorted_cdf_keys(brand, price, weight)
+    price_order = np.lexsort((price, leaf))
     width = max(6, len(str(n)))
     return Catalog(
         product_id=pa.array([f"P{i + 1:0{width}d}" for i in range(n)], pa.string()),
@@ -241,4 +252,6 @@ def build_catalog(rng: np.random.Generator, settings: SynthSettings) -> Catalog:
         _brand_order=brand_order,
         _brand_key=brand_key,
         _pop_cum=np.cumsum(leaf_pop),
+        _price_order=price_order,
+        _price_key=leaf[price_order] * PRICE_SPAN + price[price_order],
     )

@@ -92,18 +92,18 @@ TAXONOMY: dict[str, dict[str, list[str]]] = {
 
 #: Typical (median) product price per top category, EUR.
 TOP_PRICE: dict[str, float] = {
-    "Home": 22.0,
-    "Food & Drink": 8.0,
-    "Fashion": 32.0,
-    "Beauty": 16.0,
-    "Electronics": 40.0,
-    "Sports & Outdoors": 28.0,
-    "Toys & Games": 20.0,
-    "Garden": 18.0,
-    "Pets": 14.0,
-    "Books & Stationery": 11.0,
-    "Baby": 22.0,
-    "DIY": 20.0,
+    "Home": 30.0,
+    "Food & Drink": 11.0,
+    "Fashion": 43.0,
+    "Beauty": 22.0,
+    "Electronics": 54.0,
+    "Sports & Outdoors": 38.0,
+    "Toys & Games": 27.0,
+    "Garden": 24.0,
+    "Pets": 19.0,
+    "Books & Stationery": 15.0,
+    "Baby": 30.0,
+    "DIY": 27.0,
 }
 
 #: Words that describe products of a top category (the keyword signal).
