@@ -130,6 +130,13 @@ def evaluate_holdout(
     return HoldoutEvaluation(metrics=metrics, frame=frame, models=models)
 
 
+def has_history(orders: ibis.Table, cutoff: datetime) -> bool:
+    """Whether any non-return order line lies at or before ``cutoff``."""
+    before = orders.filter(orders.ordered_at <= ibis.literal(cutoff, type="timestamp('UTC')"))
+    before = before.filter(~before.is_return)
+    return bool(before.count().to_pyarrow().as_py())
+
+
 def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
     if len(np.unique(y)) < 2:
         return None
@@ -180,6 +187,7 @@ def holdout_metrics(frame: pd.DataFrame) -> dict[str, Any]:
     """
     y = (frame["holdout_order_days"] > 0).to_numpy(int)
     p_order = 1 - frame["churn_risk"].to_numpy("float64")
+    repeat = frame["frequency"].to_numpy() > 0
     life = _per_group(frame, "life_cycle", list(LIFE_CYCLE))
     shares = [life[k]["share_ordered"] for k in LIFE_CYCLE if life[k]["customers"]]
     buckets = frame.assign(bucket=frequency_bucket(frame["frequency"]))
@@ -212,6 +220,12 @@ def holdout_metrics(frame: pd.DataFrame) -> dict[str, Any]:
             "p_alive": _auc(y, frame["p_alive"].to_numpy("float64")),
             "p_order": _auc(y, p_order),
             "expected_orders": _auc(y, frame["expected_orders"].to_numpy("float64")),
+        },
+        # BG/NBD gives P(alive) = 1 to every customer without a repeat purchase, so its ranking
+        # is only informative among repeat buyers
+        "auc_repeat_buyers": {
+            "p_alive": _auc(y[repeat], frame["p_alive"].to_numpy("float64")[repeat]),
+            "p_order": _auc(y[repeat], p_order[repeat]),
         },
         "p_alive_range": [
             round(float(frame["p_alive"].min()), 6) if len(frame) else None,

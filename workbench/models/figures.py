@@ -5,6 +5,7 @@ Each function returns a matplotlib Figure and never shows it; callers decide.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -15,6 +16,14 @@ from matplotlib.figure import Figure
 
 from workbench.models.customers import LABEL_VALUES
 from workbench.models.lifecycle import LABELS as LIFE_CYCLE
+
+
+def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
+    """Write a figure as PNG (creating the folder) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
 
 
 def label_shares(summary: dict[str, Any]) -> pd.DataFrame:
@@ -95,7 +104,8 @@ def plot_clv_distribution(customers: pd.DataFrame, column: str, currency: str) -
         )
     zero = int((customers[column] <= 0).sum())
     ax.set_xlabel(f"{column} ({currency})")
-    ax.set_title(f"Predicted value ({zero:,} customers at zero not shown)")
+    note = f" ({zero:,} customers at zero not shown)" if zero else ""
+    ax.set_title(f"Predicted value within the horizon{note}")
     fig.tight_layout()
     return fig
 
