@@ -79,9 +79,9 @@ class SynthSettings:
     line_mix: tuple[float, float, float] = (0.55, 0.25, 0.20)
     price_noise: float = 0.6
     max_candidates: int = 16
-    browse_rate: float = 0.015
+    browse_rate: float = 0.013
     research_sessions: float = 0.6
-    alt_views: float = 0.6
+    alt_views: float = 0.4
     search_share: float = 0.3
     block_size: int = 10_000
 
