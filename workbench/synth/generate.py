@@ -225,6 +225,14 @@ def _truth(
             "rounding of unit prices: |error| <= 0.005 EUR per unit",
             "affinity": "weights sum to 1 per customer and level; an order line follows a "
             "favourite category, a favourite brand or popularity with probabilities line_mix",
+            "price_level": "quantile (0 cheap .. 1 dear) of the popularity-weighted price "
+            "distribution of a category at which the customer buys (probit noise price_noise); "
+            "Gaussian-copula correlation spend_price_corr with the mean_spend quantile",
+            "unit_price": "list price times an order-level discount factor in (0.8, 1] for "
+            "99% of lines, so that order totals meet the planted values",
+            "events": "purchase sessions minutes before each order, research sessions days "
+            "before, browsing sessions over the customer's life with flattened favourite "
+            "weights (favourites are browsed before they are bought)",
             "returns": "returned lines repeat the sold line with negative quantity, a later "
             "timestamp and status 'returned'; they do not change order totals above",
         },
