@@ -182,7 +182,7 @@ def test_quarantine_combines_tables_and_keeps_raw_values(tmp_path, write_csv, wr
     assert (
         row.reason == "missing_customer_id" and row.order_id == "1009" and row.unit_price == "2.0"
     )
-    assert q[q.table == "products"].iloc[0]["name"] == "Again"
+    assert q[q.table == "products"].iloc[0]["name"] == "Mug"  # "Again" (smaller) is kept
 
 
 def test_demo_online_retail(project_root, tmp_path):

@@ -302,11 +302,13 @@ def localize(backend: str, value: ibis.TimestampValue, zone: str) -> ibis.Timest
     return _spark_to_utc(value, zone)
 
 
-def trim(value: ibis.StringValue) -> ibis.StringValue:
+def trim(value: ibis.StringValue, backend: str) -> ibis.StringValue:
     r"""Remove leading and trailing whitespace, the same on every engine.
 
-    Use this instead of ibis' ``strip()``: on PySpark ibis 12 renders it as
+    Use this instead of ibis' ``strip()`` on PySpark: ibis 12 renders it as
     ``TRIM(' \t\n\r\v\f' FROM x)`` and Spark reads ``\v`` and ``\f`` as the letters v and f,
-    so ``"view"`` becomes ``"iew"``.
+    so ``"view"`` becomes ``"iew"``. DuckDB's own trim is correct and much faster than a regex.
     """
+    if backend == "duckdb":
+        return value.strip()
     return value.re_replace(r"^\s+|\s+$", "")

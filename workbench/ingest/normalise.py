@@ -7,6 +7,7 @@ first reason the row cannot be used, or NULL for a good row. Nothing is dropped 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -54,8 +55,8 @@ REASON_TEXT = {
     "quantity_outlier": "|quantity| above data.orders.max_quantity",
     "unknown_currency": "currency without a rate in data.orders.fx_rates",
     "duplicate_line": "repeat of an identical order line",
-    "duplicate_product": "repeated product id (first row kept)",
-    "duplicate_customer": "repeated customer id (first row kept)",
+    "duplicate_product": "repeated product id (one row kept: the smallest raw values)",
+    "duplicate_customer": "repeated customer id (one row kept: the smallest raw values)",
     "unknown_event_type": "event type not one of view, click, search, cart",
 }
 
@@ -64,29 +65,46 @@ REASON_TEXT = {
 class Staged:
     """A normalised table before it is split into clean rows and quarantine.
 
+    Normalisation runs in two passes so that every value is parsed once: ``parsed`` holds the
+    parsed canonical columns and the raw strings (write it out), and ``finish`` turns that
+    written table into the staged one: derived columns plus ``_reason``, the first reason the
+    row cannot be used (NULL for a good row). Nothing is dropped here.
+
     Attributes
     ----------
-    table : ibis.Table
-        Parsed canonical columns, ``_raw_*`` string columns and ``_reason``.
-    clean_columns : list of str
-        Columns written to the clean table.
+    parsed : ibis.Table
+        Parsed canonical columns, extra attributes and ``_raw_*`` string columns.
+    finish : callable
+        ``finish(parsed_table) -> staged_table`` (clean columns, ``_raw_*``, ``_reason``).
     parsed_optional : dict
         Optional column -> raw column, for counting values that failed to parse (set NULL).
     """
 
-    table: ibis.Table
-    clean_columns: list[str]
+    parsed: ibis.Table
+    finish: Callable[[ibis.Table], ibis.Table]
     parsed_optional: dict[str, str] = field(default_factory=dict)
 
     @property
-    def raw_columns(self) -> list[str]:
-        """The ``_raw_*`` columns kept for quarantined rows."""
-        return [c for c in self.table.columns if c.startswith(RAW_PREFIX)]
+    def table(self) -> ibis.Table:
+        """Both passes as one expression (for samples; materialise ``parsed`` at scale)."""
+        return self.finish(self.parsed)
+
+    @property
+    def clean_columns(self) -> list[str]:
+        """Columns written to the clean table."""
+        return [c for c in self.table.columns if not c.startswith(RAW_PREFIX) and c != REASON]
+
+
+def _backend_of(col: ibis.Value) -> str:
+    try:
+        return col._find_backend().name
+    except Exception:  # noqa: BLE001 - unbound expressions (literals) use the portable form
+        return "portable"
 
 
 def text(col: ibis.Value) -> ibis.StringValue:
     """Trimmed string; empty strings become NULL."""
-    return engine.trim(col.cast("string")).nullif("")
+    return engine.trim(col.cast("string"), _backend_of(col)).nullif("")
 
 
 def parse_id(col: ibis.Value) -> ibis.StringValue:
@@ -179,9 +197,10 @@ def _reason(rules: list[tuple[str, ibis.BooleanValue]]) -> ibis.StringValue:
     )
 
 
-def _parsed_columns(
+def _parse_pass(
     opened: OpenedSource, spec: Source, tspec: TableSpec
-) -> tuple[dict[str, ibis.Value], dict[str, ibis.Value]]:
+) -> tuple[ibis.Table, list[str]]:
+    """First pass: parse every mapped (or defaulted) column once, keep the raw strings."""
     t = opened.table
     backend = engine.engine_name(t._find_backend())
     columns = {c: t[src] for c, src in opened.mapping.items()}
@@ -190,23 +209,34 @@ def _parsed_columns(
             columns[c] = ibis.literal(str(value))
     parsed = {c: _parse(backend, tspec.kind(c), col, spec) for c, col in columns.items()}
     raw = {f"{RAW_PREFIX}{c}": col.cast("string") for c, col in columns.items()}
-    return parsed, raw
+    attributes = {
+        name: text(t[src]) if t[src].type().is_string() else t[src]
+        for name, src in opened.attributes.items()
+    }
+    return t.select(**parsed, **attributes, **raw), list(parsed)
 
 
-def _attributes(opened: OpenedSource) -> dict[str, ibis.Value]:
-    t = opened.table
-    out = {}
-    for name, src in opened.attributes.items():
-        col = t[src]
-        out[name] = text(col) if col.type().is_string() else col
-    return out
+def _split(t: ibis.Table, names: list[str]) -> tuple[dict[str, ibis.Value], dict[str, ibis.Value]]:
+    """Column references of a parsed table: parsed canonical columns and raw columns."""
+    return {c: t[c] for c in names}, {c: t[c] for c in t.columns if c.startswith(RAW_PREFIX)}
 
 
-def _first_of_key(table: ibis.Table, keys: list[str], reason: str) -> ibis.Table:
-    """Mark every good row after the first one with the same key values as ``reason``."""
+def _attribute_refs(t: ibis.Table, opened: OpenedSource) -> dict[str, ibis.Value]:
+    return {name: t[name] for name in opened.attributes}
+
+
+def _first_of_key(
+    table: ibis.Table, keys: list[str], reason: str, order_by: list[str] | None = None
+) -> ibis.Table:
+    """Mark every good row after the first one with the same key values as ``reason``.
+
+    Without ``order_by`` the rows of a group are interchangeable (equal on every key), so any
+    one may stay; that saves a sort per group.
+    """
     good = table[REASON].isnull()
     window = ibis.window(
-        group_by=[*(table[k] for k in keys), good], order_by=[table[k] for k in keys]
+        group_by=[*(table[k] for k in keys), good],
+        order_by=[table[k] for k in order_by] if order_by else None,
     )
     rn = ibis.row_number().over(window)
     return table.mutate(
@@ -238,7 +268,15 @@ def normalise_orders(opened: OpenedSource, spec: OrdersSource, currency: str) ->
     """
     from workbench.ingest.tables import ORDERS
 
-    p, raw = _parsed_columns(opened, spec, ORDERS)
+    parsed, names = _parse_pass(opened, spec, ORDERS)
+    optional = {c: f"{RAW_PREFIX}{c}" for c in ("line_no", "discount") if c in names}
+    return Staged(parsed, lambda t: _finish_orders(t, names, spec, currency), optional)
+
+
+def _finish_orders(
+    t: ibis.Table, names: list[str], spec: OrdersSource, currency: str
+) -> ibis.Table:
+    p, raw = _split(t, names)
     q = p["quantity"]
     if "unit_price" in p:
         price = p["unit_price"]
@@ -307,43 +345,56 @@ def normalise_orders(opened: OpenedSource, spec: OrdersSource, currency: str) ->
         "product_brand": p.get("product_brand", ibis.null("string")),
         "customer_country": p.get("customer_country", ibis.null("string")),
     }
-    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
+    table = t.select(**cols, **raw, **{REASON: _reason(rules)})
     if spec.dedupe:
-        keys = (
-            ["order_id", "product_id", "line_no"]
-            if "line_no" in p
-            else ["order_id", "customer_id", "ordered_at", "product_id", "quantity", "unit_price"]
-        )
-        table = _first_of_key(table, keys, "duplicate_line")
-    optional = {c: f"{RAW_PREFIX}{c}" for c in ("line_no", "discount") if c in raw and c in p}
-    return Staged(table=table, clean_columns=list(cols), parsed_optional=optional)
+        if "line_no" in p:  # same order, product and line number: keep the earliest
+            table = _first_of_key(
+                table,
+                ["order_id", "product_id", "line_no"],
+                "duplicate_line",
+                order_by=["ordered_at", "quantity", "unit_price", "customer_id"],
+            )
+        else:  # identical lines
+            keys = ["order_id", "customer_id", "ordered_at", "product_id", "quantity", "unit_price"]
+            table = _first_of_key(table, keys, "duplicate_line")
+    return table
 
 
 def normalise_products(opened: OpenedSource, spec: Source) -> Staged:
-    """Parse products; repeated product ids keep their first row."""
+    """Parse products; of rows repeating a product id one is kept, the others quarantined."""
     from workbench.ingest.tables import PRODUCTS
 
-    p, raw = _parsed_columns(opened, spec, PRODUCTS)
+    parsed, names = _parse_pass(opened, spec, PRODUCTS)
+    optional = {"price": f"{RAW_PREFIX}price"} if "price" in names else {}
+    return Staged(parsed, lambda t: _finish_products(t, names, opened), optional)
+
+
+def _finish_products(t: ibis.Table, names: list[str], opened: OpenedSource) -> ibis.Table:
+    p, raw = _split(t, names)
     cols = {
         "product_id": p["product_id"],
         "name": p.get("name", ibis.null("string")),
         "category": p.get("category", ibis.null("string")),
         "brand": p.get("brand", ibis.null("string")),
         "price": p.get("price", ibis.null(MONEY)),
-        **_attributes(opened),
+        **_attribute_refs(t, opened),
     }
     rules = [("missing_product_id", p["product_id"].isnull())]
-    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
-    table = _first_of_key(table, ["product_id"], "duplicate_product")
-    optional = {"price": f"{RAW_PREFIX}price"} if "price" in p else {}
-    return Staged(table=table, clean_columns=list(cols), parsed_optional=optional)
+    table = t.select(**cols, **raw, **{REASON: _reason(rules)})
+    return _first_of_key(table, ["product_id"], "duplicate_product", order_by=sorted(raw))
 
 
 def normalise_customers(opened: OpenedSource, spec: Source) -> Staged:
-    """Parse customers; e-mails are trimmed and lower-cased; repeated ids keep their first row."""
+    """Parse customers (e-mails trimmed, lower-cased); of repeated ids one row is kept."""
     from workbench.ingest.tables import CUSTOMERS
 
-    p, raw = _parsed_columns(opened, spec, CUSTOMERS)
+    parsed, names = _parse_pass(opened, spec, CUSTOMERS)
+    optional = {c: f"{RAW_PREFIX}{c}" for c in ("subscribed", "created_at") if c in names}
+    return Staged(parsed, lambda t: _finish_customers(t, names, opened), optional)
+
+
+def _finish_customers(t: ibis.Table, names: list[str], opened: OpenedSource) -> ibis.Table:
+    p, raw = _split(t, names)
     cols = {
         "customer_id": p["customer_id"],
         "email": p["email"].lower() if "email" in p else ibis.null("string"),
@@ -353,20 +404,23 @@ def normalise_customers(opened: OpenedSource, spec: Source) -> Staged:
         },
         "subscribed": p.get("subscribed", ibis.null("boolean")),
         "created_at": p.get("created_at", ibis.null(TIMESTAMP)),
-        **_attributes(opened),
+        **_attribute_refs(t, opened),
     }
     rules = [("missing_customer_id", p["customer_id"].isnull())]
-    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
-    table = _first_of_key(table, ["customer_id"], "duplicate_customer")
-    optional = {c: f"{RAW_PREFIX}{c}" for c in ("subscribed", "created_at") if c in p}
-    return Staged(table=table, clean_columns=list(cols), parsed_optional=optional)
+    table = t.select(**cols, **raw, **{REASON: _reason(rules)})
+    return _first_of_key(table, ["customer_id"], "duplicate_customer", order_by=sorted(raw))
 
 
 def normalise_events(opened: OpenedSource, spec: EventsSource) -> Staged:
     """Parse web events; event types are mapped onto view, click, search, cart."""
     from workbench.ingest.tables import EVENTS
 
-    p, raw = _parsed_columns(opened, spec, EVENTS)
+    parsed, names = _parse_pass(opened, spec, EVENTS)
+    return Staged(parsed, lambda t: _finish_events(t, names, spec))
+
+
+def _finish_events(t: ibis.Table, names: list[str], spec: EventsSource) -> ibis.Table:
+    p, raw = _split(t, names)
     source_type = p["event_type"].lower()
     mapping = {k.lower(): v for k, v in spec.event_types.items()}
     mapping.update({t: t for t in EVENT_TYPES if t not in mapping})
@@ -386,8 +440,7 @@ def normalise_events(opened: OpenedSource, spec: EventsSource) -> Staged:
         *_timestamp_rules(p["occurred_at"], raw[f"{RAW_PREFIX}occurred_at"]),
         ("unknown_event_type", event_type.isnull()),
     ]
-    table = opened.table.select(**cols, **raw, **{REASON: _reason(rules)})
-    return Staged(table=table, clean_columns=list(cols))
+    return t.select(**cols, **raw, **{REASON: _reason(rules)})
 
 
 def normalise(name: str, opened: OpenedSource, spec: Source, currency: str) -> Staged:

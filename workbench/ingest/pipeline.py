@@ -182,7 +182,11 @@ class Ingestor:
         spec = getattr(self.params.data, name)
         opened = open_source(self.con, name, spec, TABLES[name], self.work)
         staged_expr = nz.normalise(name, opened, spec, self.params.currency)
-        stage_path = engine.write_parquet(staged_expr.table, self.work / f"{name}.stage.parquet")
+        parsed_path = engine.write_parquet(staged_expr.parsed, self.work / f"{name}.parsed.parquet")
+        parsed = engine.read_parquet(self.con, parsed_path)
+        stage_path = engine.write_parquet(
+            staged_expr.finish(parsed), self.work / f"{name}.stage.parquet"
+        )
         staged = engine.read_parquet(self.con, stage_path)
         counts = reason_counts(staged)
         total = sum(counts.values())
@@ -201,7 +205,11 @@ class Ingestor:
             table=ibis.literal(name),
             reason=bad[nz.REASON],
             source=ibis.literal(opened.label),
-            **{c.removeprefix(nz.RAW_PREFIX): bad[c] for c in staged_expr.raw_columns},
+            **{
+                c.removeprefix(nz.RAW_PREFIX): bad[c]
+                for c in staged.columns
+                if c.startswith(nz.RAW_PREFIX)
+            },
         )
         if total - counts.get(None, 0):
             self.quarantine_parts.append(
