@@ -132,6 +132,13 @@ def synth(
     ] = "2023-01-01",
     days: Annotated[int, typer.Option("--days", min=30, help="length of the window")] = 1095,
     events: Annotated[bool, typer.Option("--events/--no-events", help="web events")] = True,
+    products: Annotated[
+        int | None, typer.Option("--products", min=250, help="catalogue size (default 30,000)")
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1000, help="customers held in memory at once")
+    ] = 50_000,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Generate a synthetic shop with planted ground truth (orders, products, customers, events)."""
     from workbench.synth import generate
@@ -143,6 +150,9 @@ def synth(
         start=date.fromisoformat(start),
         days=days,
         events=events,
+        products=products,
+        chunk_size=chunk_size,
+        progress=not quiet,
     )
     for key, value in info.items():
         _echo(f"{key}: {value}")

@@ -206,7 +206,13 @@ def build_catalog(rng: np.random.Generator, settings: SynthSettings) -> Catalog:
     )
     brand_names, brand_home, brand_pop, brand_premium = _brands(rng, settings.brands, tops)
 
-    counts = _allocate(settings.products, np.sqrt(leaf_pop), minimum=20)
+    if settings.products < len(leaves):
+        raise ValueError(
+            f"products must be at least {len(leaves)} (one per leaf category), "
+            f"got {settings.products}"
+        )
+    minimum = min(20, settings.products // len(leaves))
+    counts = _allocate(settings.products, np.sqrt(leaf_pop), minimum=minimum)
     leaf = np.repeat(np.arange(len(leaves)), counts)
     n = len(leaf)
     # brand: among the brands at home in the leaf's top category, by brand popularity
