@@ -19,6 +19,7 @@ Messages never contain secrets: URLs are reduced to their path and every text go
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ApiClient"]
 
+# Request head and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+# and delayed ACKs add ~40 ms to every request with a body.
+_SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 _RETRY_STATUSES = frozenset({500, 502, 503, 504, 520, 522, 524})
 
 
@@ -81,11 +85,12 @@ class ApiClient:
         self.retries = 0
         self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_in_flight)
+        limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=10)
         self._client = httpx.Client(
             headers=dict(headers or {}),
             auth=auth,
             timeout=httpx.Timeout(settings.timeout),
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=10),
+            transport=httpx.HTTPTransport(limits=limits, socket_options=_SOCKET_OPTIONS),
             follow_redirects=False,
         )
 

@@ -10,8 +10,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workbench.params import Params, parse_params
+from workbench.sync.settings import SyncSettings
 
-__all__ = ["customers", "make_params", "write_run"]
+__all__ = ["FAST", "customers", "make_params", "write_run"]
+
+#: Settings for tests: tiny backoff, short timeouts, fast job polling.
+FAST = SyncSettings(
+    timeout=2.0,
+    base_delay=0.001,
+    max_delay=0.01,
+    breaker_threshold=6,
+    job_poll_interval=0.01,
+    job_timeout=2.0,
+)
 
 _COUNTRIES = ("IT", "GB", "US", "DE", "FR")
 _PHONES = {
@@ -60,7 +71,9 @@ def write_run(
         for cid in members:
             segs.append(seg)
             ids.append(cid)
-    table = pa.table({"segment": pa.array(segs, pa.string()), "customer_id": pa.array(ids, pa.string())})
+    table = pa.table(
+        {"segment": pa.array(segs, pa.string()), "customer_id": pa.array(ids, pa.string())}
+    )
     pq.write_table(table, run_dir / "segments" / "membership.parquet")
     for seg in empty_segments:
         (run_dir / "segments" / f"{seg}.csv").write_text("customer_id\n", encoding="utf-8")

@@ -6,7 +6,7 @@ base class parses requests, records them, and injects faults:
 - ``status``: answer with a status (429 with ``Retry-After``, 500, ...) in the vendor's
   error format;
 - ``timeout``: stall longer than the client's timeout; with ``apply=True`` the request is
-  still processed after the stall (the client never sees the answer: the replay case);
+  processed first and only the answer is late (the client never sees it: the replay case);
 - ``reset``: close the connection without answering.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -75,6 +76,14 @@ class Fault:
 Route = tuple[str, re.Pattern[str], Callable[..., Reply]]
 
 
+class _LocalServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer without the reverse DNS lookup (``getfqdn``) at bind time."""
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
+
+
 class FakeServer:
     """Base of the vendor fakes: start with ``with Fake() as fake:``; ``fake.url``."""
 
@@ -93,6 +102,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -102,7 +112,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _LocalServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -211,9 +221,12 @@ class FakeServer:
             if fault.kind == "reset":
                 return None
             if fault.kind == "timeout":
+                if fault.apply:  # processed, but the answer comes too late
+                    reply = self._process(req)
+                    time.sleep(fault.delay)
+                    return reply
                 time.sleep(fault.delay)
-                if not fault.apply:
-                    return self.error(504, "stalled by fault injection")
+                return self.error(504, "stalled by fault injection")
             else:
                 reply = (
                     Reply(fault.status, fault.body, dict(fault.headers))
@@ -222,6 +235,9 @@ class FakeServer:
                 )
                 reply.headers.update(fault.headers)
                 return reply
+        return self._process(req)
+
+    def _process(self, req: Request) -> Reply:
         denied = self.authenticate(req) or self.admit(req)
         if denied is not None:
             return denied
