@@ -1,4 +1,4 @@
-"""Identifier normalisation and hashing against published examples (SYNC_SPECS 1.4, 3.5, 4.5, 4.6)."""
+"""Identifier normalisation and hashing against published examples (SYNC_SPECS 1.4-4.6)."""
 
 from __future__ import annotations
 
