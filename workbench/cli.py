@@ -12,12 +12,16 @@ import sys
 import traceback
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from workbench import config
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.params import Params
+    from workbench.runner import RunResult
 
 app = typer.Typer(
     help="Audience Workbench: customer segmentation for online shops.",
@@ -46,13 +50,36 @@ def _echo(text: str) -> None:
     typer.echo(text)
 
 
-def _load(params_path: Path, overrides: list[str] | None):
+def _load(params_path: Path, overrides: list[str] | None) -> Params:
     from workbench.params import load_params
 
     return load_params(params_path, overrides or [])
 
 
-def _print_run(result) -> None:
+def format_result(values: Any, skip: tuple[str, ...] = (), depth: int = 3) -> str:
+    """Nested results as indented ``key: value`` lines (long lists are summarised)."""
+    lines: list[str] = []
+
+    def walk(node: Any, indent: int, level: int) -> None:
+        for key, value in node.items():
+            if key in skip:
+                continue
+            pad = "  " * indent
+            if isinstance(value, dict) and level < depth:
+                lines.append(f"{pad}{key}:")
+                walk(value, indent + 1, level + 1)
+            elif isinstance(value, list) and len(value) > 6:
+                lines.append(f"{pad}{key}: [{len(value)} items]")
+            elif isinstance(value, float):
+                lines.append(f"{pad}{key}: {value:.4g}")
+            else:
+                lines.append(f"{pad}{key}: {value}")
+
+    walk(values, 0, 0)
+    return "\n".join(lines)
+
+
+def _print_run(result: RunResult) -> None:
     from workbench.ingest.pipeline import format_summary
     from workbench.notebook import read_json
 
@@ -105,6 +132,112 @@ def ingest(
     p = _load(params, set_)
     summary = run_ingest(p, out)
     _echo(format_summary(summary))
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise WorkbenchError(
+            f"{value!r} is not a date", where=option, fix="write it as YYYY-MM-DD"
+        ) from None
+
+
+def _default_out(p: Params, out: Path | None, kind: str) -> Path:
+    if out is not None:
+        return out
+    return config.OUTPUTS_DIR / kind / f"{p.run_name}_{datetime.now(UTC):%Y%m%dT%H%M%S}"
+
+
+CutoffOpt = Annotated[str, typer.Option("--cutoff", help="last day the models see (YYYY-MM-DD)")]
+EvalOutOpt = Annotated[
+    Path | None, typer.Option("--out", help="folder for the results (default outputs/<kind>/...)")
+]
+
+
+@app.command()
+def backtest(
+    params: ParamsArg, cutoff: CutoffOpt, out: EvalOutOpt = None, set_: SetOpt = None
+) -> None:
+    """Fit the customer models as of a cutoff and compare with what customers did next."""
+    from workbench.models.backtest import run_backtest
+
+    p = _load(params, set_)
+    folder = _default_out(p, out, "backtests")
+    result = run_backtest(p, _date(cutoff, "--cutoff"), folder)
+    _echo(format_result(result, skip=("params", "model")))
+    _echo(f"written to {folder}")
+
+
+@app.command("evaluate-interest")
+def evaluate_interest(
+    params: ParamsArg, cutoff: CutoffOpt, out: EvalOutOpt = None, set_: SetOpt = None
+) -> None:
+    """Train Interested-In up to a cutoff, score the next horizon, compare with baselines."""
+    from workbench.models.interest_eval import run_interest_evaluation
+
+    p = _load(params, set_)
+    folder = _default_out(p, out, "interest_eval")
+    result = run_interest_evaluation(p, _date(cutoff, "--cutoff"), folder)
+    _echo(format_result(result))
+    _echo(f"written to {folder}")
+
+
+@app.command()
+def sync(
+    params: ParamsArg,
+    segment: Annotated[str | None, typer.Option(help="only this segment")] = None,
+    destination: Annotated[str | None, typer.Option(help="only this export (by name)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="compute the diff, send nothing")
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help="rebuild: resend everything")] = False,
+    run: Annotated[str | None, typer.Option("--run", help="run id (default: the latest)")] = None,
+    out: OutOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Push the segments of the last run to the destinations in the params' exports."""
+    from workbench.notebook import latest_run
+    from workbench.rundiff import resolve_run
+    from workbench.sync import run_sync
+
+    p = _load(params, set_)
+    if run is not None:
+        run_dir = resolve_run(run, out)
+    else:
+        found = latest_run(p.run_name, out)
+        if found is None:
+            raise WorkbenchError(
+                f"no finished run of {p.run_name!r} to sync",
+                where=str(out or config.OUTPUTS_DIR),
+                fix=f"run `workbench run {params}` first",
+            )
+        run_dir = found
+    result = run_sync(
+        p, run_dir, segment=segment, destination=destination, dry_run=dry_run, full=full
+    )
+    _echo(format_result(result))
+
+
+@app.command()
+def runs(out: OutOpt = None) -> None:
+    """List past runs with status, period and timings."""
+    from workbench.rundiff import list_runs
+
+    table = list_runs(out)
+    _echo(table.to_string(index=False) if len(table) else "no runs yet")
+
+
+@app.command()
+def diff(
+    run_a: Annotated[str, typer.Argument(help="earlier run id or folder")],
+    run_b: Annotated[str, typer.Argument(help="later run id or folder")],
+    out: OutOpt = None,
+) -> None:
+    """Show what changed between two runs: label moves and segment membership."""
+    from workbench.rundiff import diff_runs, format_diff, resolve_run
+
+    _echo(format_diff(diff_runs(resolve_run(run_a, out), resolve_run(run_b, out))))
 
 
 @demo_app.callback()
