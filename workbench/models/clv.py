@@ -128,16 +128,7 @@ class BGNBDModel:
             self.log_likelihood_ = result.log_likelihood
             self.at_boundary_ = result.at_boundary
             if result.at_boundary:
-                p = result.params
-                dropout = p["a"] / (p["a"] + p["b"])
-                _warn(
-                    self.warnings_,
-                    "BG/NBD optimum on the parameter boundary for "
-                    f"{', '.join(result.at_boundary)} ({_fmt(p)}): the mean dropout probability "
-                    f"after a purchase a/(a+b) = {dropout:.2g}, so the data are fitted by the "
-                    "no-dropout limit (the NBD model); P(alive) is close to 1 and churn risk "
-                    "comes from the purchase rate",
-                )
+                _warn(self.warnings_, boundary_message(result.params, result.at_boundary))
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -309,6 +300,28 @@ class GammaGammaModel:
         else:
             value = get_backend(self.backend).gg_expected_spend(self.params_, x, m)
         return np.clip(np.nan_to_num(value, nan=self.store_mean_spend_), 0.0, None)
+
+
+def boundary_message(params: dict[str, float], names: list[str]) -> str:
+    """Explain a BG/NBD optimum at the edge of the parameter space in plain words."""
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    meaning = []
+    if ("a" in names and a < 1) or ("b" in names and b > 1 and "a" not in names):
+        meaning.append(
+            f"the mean dropout probability after a purchase a/(a+b) = {a / (a + b):.2g}: "
+            "customers practically never drop out (the NBD limit), so P(alive) is close to 1 "
+            "and churn risk comes from the purchase rate"
+        )
+    elif {"a", "b"} <= set(names):
+        meaning.append(f"every customer has the same dropout probability {a / (a + b):.3g}")
+    if {"r", "alpha"} & set(names):
+        meaning.append(
+            f"purchase rates hardly vary between customers (mean {r / alpha:.3g} per time unit)"
+        )
+    return (
+        f"BG/NBD optimum on the parameter boundary for {', '.join(names)} ({_fmt(params)}): "
+        f"{'; '.join(meaning) or 'a limiting case of the model'}"
+    )
 
 
 def _fmt(params: dict[str, float]) -> str:

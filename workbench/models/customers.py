@@ -8,6 +8,7 @@ expression on the run's engine, the fitted models, and the metrics.json sections
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -102,6 +103,19 @@ def _attributes(customers: ibis.Table | None, taken: list[str]) -> ibis.Table | 
     return customers.select("customer_id", **{new: customers[old] for new, old in renames.items()})
 
 
+def _upload(like: ibis.Table, frame: pd.DataFrame, label: str) -> ibis.Table:
+    """Put a pandas frame into the backend of ``like`` as a named temporary table or view.
+
+    Not a bare ``ibis.memtable``: ibis 12 on PySpark does not register memtables inside an
+    expression it caches, and it has no temporary tables, so Spark gets a temporary view.
+    """
+    con = like._find_backend()
+    name = f"_wb_{label}_{uuid.uuid4().hex[:12]}"
+    if con.name == "pyspark":
+        return con.create_view(name, ibis.memtable(frame))
+    return con.create_table(name, frame, temp=True)
+
+
 def build_customers(
     orders: ibis.Table,
     as_of: datetime,
@@ -152,7 +166,7 @@ def build_customers(
     ).to_pandas()
     scores = value.predict(frame)
     scores.insert(0, "customer_id", frame["customer_id"].to_numpy())
-    scored = feats.inner_join(ibis.memtable(pd.DataFrame(scores)), "customer_id")
+    scored = feats.inner_join(_upload(feats, scores, "scores"), "customer_id")
 
     period = trend_period_days(feats)
     counts = period_order_counts(orders, as_of, period)
