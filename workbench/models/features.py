@@ -126,6 +126,72 @@ def _price_index(lines: ibis.Table, reference: PriceReference) -> ibis.Table:
     )
 
 
+def order_day_stats(orders: ibis.Table, as_of: datetime) -> ibis.Table:
+    """Per customer, from the order days: count, first/last day, first-day sales, interval SD."""
+    days = order_days(orders, as_of)
+    return days.group_by("customer_id").aggregate(
+        order_days=days.count(),
+        first_day=days.day.min(),
+        last_day=days.day.max(),
+        gross_sales=days.sales.sum(),
+        first_day_sales=days.sales.argmin(days.day),
+        sd_interval_days=days.interval.std(how="sample"),
+    )
+
+
+def repeat_monetary(t: ibis.Table) -> ibis.FloatingValue:
+    """Mean sales per repeat order day, scaled by the share of sales not returned (>= 0)."""
+    frequency = (t.order_days - 1).cast("float64")
+    net_share = ibis.ifelse(t.gross_sales > 0, (t.revenue / t.gross_sales).clip(0.0, 1.0), 0.0)
+    repeat_sales = (t.gross_sales - t.first_day_sales) / frequency
+    return ibis.ifelse(frequency > 0, (repeat_sales * net_share).clip(lower=0.0), 0.0)
+
+
+def net_revenue(orders: ibis.Table, as_of: datetime) -> ibis.Table:
+    """Net revenue (returns included, currency) per customer up to ``as_of``."""
+    lines = lines_until(orders, as_of)
+    return lines.group_by("customer_id").aggregate(revenue=lines.revenue.cast("float64").sum())
+
+
+def purchase_features(orders: ibis.Table, as_of: datetime) -> ibis.Table:
+    """The order-based features of :func:`customer_features` (no price index, no events)."""
+    a_day = epoch_day(as_of)
+    lines = lines_until(orders, as_of)
+    is_sale = ~lines.is_return
+    totals = lines.group_by("customer_id").aggregate(
+        revenue=lines.revenue.cast("float64").sum(),
+        orders=lines.order_id.nunique(where=is_sale),
+        first_order_at=lines.ordered_at.min(where=is_sale),
+        last_order_at=lines.ordered_at.max(where=is_sale),
+    )
+    feats = order_day_stats(orders, as_of).inner_join(totals, "customer_id")
+    frequency = feats.order_days - 1
+    span = feats.last_day - feats.first_day
+    mean_interval = ibis.ifelse(
+        frequency > 0, span.cast("float64") / frequency.cast("float64"), ibis.null("float64")
+    )
+    return feats.select(
+        "customer_id",
+        "first_order_at",
+        "last_order_at",
+        orders=feats.orders.cast("int64"),
+        order_days=feats.order_days.cast("int64"),
+        frequency=frequency.cast("int64"),
+        revenue=feats.revenue,
+        gross_sales=feats.gross_sales,
+        aov=ibis.ifelse(feats.orders > 0, feats.revenue / feats.orders, 0.0),
+        recency_days=(a_day - feats.last_day).cast("int64"),
+        tenure_days=(a_day - feats.first_day).cast("int64"),
+        repeat_span_days=span.cast("int64"),
+        mean_interval_days=mean_interval,
+        sd_interval_days=feats.sd_interval_days,
+        interval_cv=ibis.ifelse(
+            mean_interval > 0, feats.sd_interval_days / mean_interval, ibis.null("float64")
+        ),
+        monetary=repeat_monetary(feats),
+    )
+
+
 def customer_features(
     orders: ibis.Table,
     as_of: datetime,
@@ -156,68 +222,18 @@ def customer_features(
         sd_interval_days, interval_cv, monetary, price_index, last_active_at. Money in the
         run currency (float64), durations in days.
     """
-    a_day = epoch_day(as_of)
-    lines = lines_until(orders, as_of)
-    is_sale = ~lines.is_return
-    money = lines.revenue.cast("float64")
-    totals = lines.group_by("customer_id").aggregate(
-        revenue=money.sum(),
-        gross_sales=ibis.ifelse(is_sale, money, 0.0).sum(),
-        orders=lines.order_id.nunique(where=is_sale),
-        first_order_at=lines.ordered_at.min(where=is_sale),
-        last_order_at=lines.ordered_at.max(where=is_sale),
+    feats = purchase_features(orders, as_of)
+    prices = _price_index(lines_until(orders, as_of), price_reference)
+    feats = feats.left_join(prices, "customer_id").drop("customer_id_right")
+    if events is None:
+        return feats.mutate(last_active_at=feats.last_order_at)
+    ev = events.filter(events.occurred_at <= _ts(as_of))
+    ev = ev.group_by("customer_id").aggregate(_last_event_at=ev.occurred_at.max())
+    feats = feats.left_join(ev, "customer_id").drop("customer_id_right")
+    last_active = ibis.greatest(
+        feats.last_order_at, feats._last_event_at.fill_null(feats.last_order_at)
     )
-    days = order_days(orders, as_of)
-    per_day = days.group_by("customer_id").aggregate(
-        order_days=days.count(),
-        first_day=days.day.min(),
-        last_day=days.day.max(),
-        first_day_sales=days.sales.argmin(days.day),
-        sd_interval_days=days.interval.std(how="sample"),
-    )
-    feats = per_day.inner_join(totals, "customer_id")
-    frequency = feats.order_days - 1
-    span = feats.last_day - feats.first_day
-    net_share = ibis.ifelse(
-        feats.gross_sales > 0, (feats.revenue / feats.gross_sales).clip(0.0, 1.0), 0.0
-    )
-    repeat_sales = (feats.gross_sales - feats.first_day_sales) / frequency.cast("float64")
-    mean_interval = ibis.ifelse(
-        frequency > 0, span.cast("float64") / frequency.cast("float64"), ibis.null("float64")
-    )
-    feats = feats.select(
-        "customer_id",
-        "first_order_at",
-        "last_order_at",
-        orders=feats.orders.cast("int64"),
-        order_days=feats.order_days.cast("int64"),
-        frequency=frequency.cast("int64"),
-        revenue=feats.revenue,
-        gross_sales=feats.gross_sales,
-        aov=ibis.ifelse(feats.orders > 0, feats.revenue / feats.orders, 0.0),
-        recency_days=(a_day - feats.last_day).cast("int64"),
-        tenure_days=(a_day - feats.first_day).cast("int64"),
-        repeat_span_days=span.cast("int64"),
-        mean_interval_days=mean_interval,
-        sd_interval_days=feats.sd_interval_days,
-        interval_cv=ibis.ifelse(
-            mean_interval > 0, feats.sd_interval_days / mean_interval, ibis.null("float64")
-        ),
-        monetary=ibis.ifelse(frequency > 0, (repeat_sales * net_share).clip(lower=0.0), 0.0),
-    )
-    feats = feats.left_join(_price_index(lines, price_reference), "customer_id").drop(
-        "customer_id_right"
-    )
-    last_active = feats.last_order_at
-    if events is not None:
-        ev = events.filter(events.occurred_at <= _ts(as_of))
-        ev = ev.group_by("customer_id").aggregate(_last_event_at=ev.occurred_at.max())
-        feats = feats.left_join(ev, "customer_id").drop("customer_id_right")
-        last_active = ibis.greatest(
-            feats.last_order_at, feats._last_event_at.fill_null(feats.last_order_at)
-        )
-        return feats.mutate(last_active_at=last_active).drop("_last_event_at")
-    return feats.mutate(last_active_at=last_active)
+    return feats.mutate(last_active_at=last_active).drop("_last_event_at")
 
 
 def period_order_counts(

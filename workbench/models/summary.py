@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.models.features import (
-    customer_features,
+    order_day_stats,
+    repeat_monetary,
     end_of_day,
     epoch_day,
     lines_until,
+    net_revenue,
     to_instant,
 )
 
@@ -67,15 +69,19 @@ def rfm_summary(
         repeat_span_days and tenure_days the grouping uses.
     """
     per_unit = unit_days(time_unit)
-    feats = customer_features(orders, as_of)
-    return feats.select(
+    a_day = epoch_day(as_of)
+    days = order_day_stats(orders, as_of)
+    t = days.inner_join(net_revenue(orders, as_of), "customer_id")
+    span = (t.last_day - t.first_day).cast("int64")
+    tenure = (a_day - t.first_day).cast("int64")
+    return t.select(
         "customer_id",
-        "frequency",
-        recency=feats.repeat_span_days.cast("float64") / per_unit,
-        T=feats.tenure_days.cast("float64") / per_unit,
-        monetary=feats.monetary,
-        repeat_span_days=feats.repeat_span_days,
-        tenure_days=feats.tenure_days,
+        frequency=(t.order_days - 1).cast("int64"),
+        recency=span.cast("float64") / per_unit,
+        T=tenure.cast("float64") / per_unit,
+        monetary=repeat_monetary(t),
+        repeat_span_days=span,
+        tenure_days=tenure,
     )
 
 
