@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.models.features import (
-    order_day_stats,
-    repeat_monetary,
     end_of_day,
     epoch_day,
     lines_until,
     net_revenue,
+    order_day_stats,
+    repeat_monetary,
     to_instant,
 )
 
