@@ -231,6 +231,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$")
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _NAME_PREFIXES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "mme"})
 _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq"})
+_NON_LETTER = re.compile(r"[\W\d_]+")
 _EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|extension|x|#)\s*\d{1,6}\s*$")
 
 
@@ -386,14 +387,12 @@ def _name_words(value: Any) -> list[str] | None:
     text = _text(value)
     if text is None:
         return None
-    words = [w for w in re.split(r"\s+", text.lower()) if w]
-    cleaned = ["".join(ch for ch in w if ch.isalpha() or ch == "-") for w in words]
-    while len(cleaned) > 1 and cleaned[0].strip("-") in _NAME_PREFIXES:
-        cleaned.pop(0)
-    while len(cleaned) > 1 and cleaned[-1].strip("-") in _NAME_SUFFIXES:
-        cleaned.pop()
-    words = ["".join(ch for ch in w if ch.isalpha()) for w in cleaned]
+    words = [_NON_LETTER.sub("", w) for w in text.lower().split()]
     words = [w for w in words if w]
+    while len(words) > 1 and words[0] in _NAME_PREFIXES:
+        words.pop(0)
+    while len(words) > 1 and words[-1] in _NAME_SUFFIXES:
+        words.pop()
     return words or None
 
 
@@ -545,8 +544,8 @@ def meta_row(ids: Identifiers, schema: tuple[str, ...] = META_SCHEMA) -> list[st
     values = {
         "EMAIL": ids.email,
         "PHONE": ids.phone[1:] if ids.phone else None,
-        "FN": normalize_name_meta(ids.first_name),
-        "LN": normalize_name_meta(ids.last_name),
+        "FN": ids.first_name.replace(" ", "") if ids.first_name else None,
+        "LN": ids.last_name.replace(" ", "") if ids.last_name else None,
         "COUNTRY": ids.country.lower() if ids.country else None,
         "ZIP": normalize_zip_meta(ids.zip, ids.country),
     }

@@ -47,10 +47,12 @@ _EMAIL = re.compile(r"[^@\s\"'<>,;:]+@[^@\s\"'<>,;:]+")
 _PHONE = re.compile(r"\+?\d[\d \-().]{7,}\d")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def checksum(value: Any) -> str:
     """SHA-256 hex of the canonical JSON of ``value`` (sorted keys, no spaces)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(value).encode("utf-8")).hexdigest()
 
 
 def clean_reason(text: str, limit: int = 300) -> str:

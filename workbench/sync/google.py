@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from workbench.exports.identifiers import Identifiers, google_identifiers
+from workbench.exports.identifiers import Identifiers, google_identifiers, sha256_hex
 from workbench.params import ExportSpec
 from workbench.sync.base import BatchResult, Destination, Remote, checksum, clean_reason, option
 from workbench.sync.errors import ApiError, SyncConfigError
@@ -139,13 +139,15 @@ class GoogleDestination(Destination):
         if not identifiers:
             return Invalid("no valid email address, phone number or complete address")
         member: dict[str, Any] = {"userData": {"userIdentifiers": identifiers}}
+        key = checksum(identifiers)
+        digest = key
         if self.consent == "from_subscribed":
             raw = record.get("subscribed")
             yes = str(raw).strip().lower() in _TRUE if isinstance(raw, str) else bool(raw)
             status = "CONSENT_GRANTED" if yes and raw == raw else "CONSENT_DENIED"
             member["consent"] = {"adUserData": status, "adPersonalization": status}
-        key = checksum(identifiers)
-        return Desired(Target(key=key, ref={"ids": identifiers}, checksum=checksum(member)), member)
+            digest = sha256_hex(f"{key}|{status}")
+        return Desired(Target(key=key, ref={"ids": identifiers}, checksum=digest), member)
 
     def upsert_limit(self, total: int) -> int:
         """10,000 members per request."""

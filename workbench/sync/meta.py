@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from workbench.exports.identifiers import META_SCHEMA, Identifiers, meta_row
+from workbench.exports.identifiers import META_SCHEMA, Identifiers, meta_row, sha256_hex
 from workbench.params import ExportSpec
-from workbench.sync.base import BatchResult, Destination, Remote, checksum, clean_reason, option
+from workbench.sync.base import BatchResult, Destination, Remote, clean_reason, option
 from workbench.sync.errors import ApiError
 from workbench.sync.http import ApiClient
 from workbench.sync.plan import Desired, Invalid, Removal, Upsert
@@ -157,7 +157,7 @@ class MetaDestination(Destination):
         if not ids.matchable:
             return Invalid("no valid email address or phone number")
         row = meta_row(ids, self.schema)
-        digest = checksum(row)
+        digest = sha256_hex("\x1f".join(row))
         return Desired(Target(key=digest, ref={"row": row}, checksum=digest), row)
 
     def upsert_limit(self, total: int) -> int:

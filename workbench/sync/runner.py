@@ -321,7 +321,16 @@ class DestinationSync:
             for pk, want in current.items()
             if isinstance(want, Desired)
         ]
+        started, t0 = datetime.now(UTC), time.monotonic()
         removed, added = self.adapter.export(segment, plan.upserts, plan.removals, every)
+        self.journal.operation(
+            destination=self.name, segment=segment, operation="export", batch=1,
+            sent=len(plan.upserts) + len(plan.removals),
+            accepted=len(removed.accepted) + len(added.accepted),
+            rejected=len(removed.rejected) + len(added.rejected), requests=0, status="ok",
+            error=None, started_at=started.isoformat(), seconds=round(time.monotonic() - t0, 4),
+            info={"files": [f"{segment}.csv", f"{segment}.add.csv", f"{segment}.remove.csv"]},
+        )  # fmt: skip
         leaving = {r.pk for r in plan.removals if r.leaving}
         self.state.commit_removals(
             self.name, segment, self.sync_id,

@@ -86,8 +86,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _dump(ref: Mapping[str, Any] | None) -> str | None:
-    return None if ref is None else json.dumps(ref, sort_keys=True, separators=(",", ":"))
+    return None if ref is None else _CANONICAL.encode(ref)
 
 
 def _load(text: str | None) -> dict[str, Any] | None:
@@ -96,31 +99,45 @@ def _load(text: str | None) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class MemberState:
-    """One stored row of ``members`` (refs decoded from JSON)."""
+    """One stored row of ``members`` (refs kept as JSON text, decoded on demand)."""
 
     member_pk: str
     state: str
     dest_key: str | None
-    dest_ref: dict[str, Any] | None
+    dest_ref_json: str | None
     checksum: str | None
     want_key: str | None
-    want_ref: dict[str, Any] | None
+    want_ref_json: str | None
     want_checksum: str | None
     attempts: int
     last_error: str | None
     last_run_id: str | None
 
     @property
+    def dest_ref(self) -> dict[str, Any] | None:
+        """The acknowledged removal ref."""
+        return _load(self.dest_ref_json)
+
+    @property
+    def want_ref(self) -> dict[str, Any] | None:
+        """The ref last sent and not acknowledged."""
+        return _load(self.want_ref_json)
+
+    @property
     def acknowledged(self) -> bool:
         """Whether the destination acknowledged a version of this member that it still holds."""
-        return self.dest_ref is not None
+        return self.dest_ref_json is not None
 
     def removal_refs(self) -> list[dict[str, Any]]:
         """Refs to remove: the acknowledged one, plus one sent but never acknowledged."""
-        refs = [self.dest_ref] if self.dest_ref is not None else []
+        refs = [_load(self.dest_ref_json)] if self.dest_ref_json is not None else []
         in_flight = self.state in {"pending_add", "pending_update"}
-        if self.want_ref is not None and in_flight and self.want_ref != self.dest_ref:
-            refs.append(self.want_ref)
+        if (
+            self.want_ref_json is not None
+            and in_flight
+            and self.want_ref_json != self.dest_ref_json
+        ):
+            refs.append(_load(self.want_ref_json))
         return refs
 
 
@@ -170,7 +187,9 @@ class StateStore:
                 ) from None
         self.con = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA synchronous=FULL")
+        # WAL + NORMAL: a killed process never loses a committed batch; only an OS crash or
+        # power loss may drop the last commits, whose members are then re-sent (idempotently)
+        self.con.execute("PRAGMA synchronous=NORMAL")
         self.con.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -308,12 +327,7 @@ class StateStore:
             "WHERE destination = ? AND segment = ?",
             (destination, segment),
         )
-        out = {}
-        for r in rows:
-            out[r[0]] = MemberState(
-                r[0], r[1], r[2], _load(r[3]), r[4], r[5], _load(r[6]), r[7], r[8], r[9], r[10]
-            )
-        return out
+        return {r[0]: MemberState(*r) for r in rows}
 
     def counts(self, destination: str, segment: str) -> dict[str, int]:
         """Number of members per state."""

@@ -85,11 +85,20 @@ class _LocalServer(ThreadingHTTPServer):
 
 
 class FakeServer:
-    """Base of the vendor fakes: start with ``with Fake() as fake:``; ``fake.url``."""
+    """Base of the vendor fakes: start with ``with Fake() as fake:``; ``fake.url``.
+
+    Parameters
+    ----------
+    latency : float
+        Seconds added to every answer (to have requests in flight).
+    keep_bodies : bool
+        Keep request bodies in :attr:`requests` (switch off for large benchmarks).
+    """
 
     vendor = "fake"
 
-    def __init__(self, *, latency: float = 0.0) -> None:
+    def __init__(self, *, latency: float = 0.0, keep_bodies: bool = True) -> None:
+        self.keep_bodies = keep_bodies
         self.lock = threading.RLock()
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
@@ -124,7 +133,9 @@ class FakeServer:
 
     def start(self) -> FakeServer:
         """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -262,6 +273,8 @@ class FakeServer:
                 self.in_flight -= 1
         with self.lock:
             req.status = reply.status if reply is not None else 0
+            if not self.keep_bodies:
+                req.body, req.raw = None, b""
             self.requests.append(req)
         if reply is None:
             h.close_connection = True
