@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from workbench import engine
-from workbench.models.features import customer_features, end_of_day, period_order_counts
+from workbench.models.features import (
+    customer_features,
+    end_of_day,
+    epoch_day,
+    period_order_counts,
+    resolve_as_of,
+    to_instant,
+)
 from workbench.models.summary import (
     holdout_activity,
     rfm_summary,
@@ -108,6 +115,13 @@ def test_features_by_hand(orders):
     assert pd.isna(b["mean_interval_days"]) and pd.isna(b["sd_interval_days"])
     assert b["monetary"] == 0.0
     assert a["last_active_at"] == a["last_order_at"]
+
+
+def test_as_of_resolution(orders):
+    assert resolve_as_of(orders, None) == datetime(2024, 3, 1, 10, tzinfo=UTC)
+    assert resolve_as_of(orders, date(2024, 2, 10)) == AS_OF
+    assert to_instant(datetime(2024, 2, 10, 12)) == datetime(2024, 2, 10, 12, tzinfo=UTC)
+    assert epoch_day(AS_OF) == (date(2024, 2, 10) - date(1970, 1, 1)).days
 
 
 def test_as_of_moves_the_window(orders):

@@ -4,15 +4,16 @@ Estimators follow the scikit-learn contract: ``__init__`` stores settings, ``fit
 trailing-underscore attributes. Fitting runs on weighted sufficient statistics
 (:mod:`workbench.models.summary`), prediction on the distinct ``(frequency, recency, T)`` rows,
 so neither grows with the number of customers; the model library sits behind
-:mod:`workbench.models.backends`.
+:mod:`workbench.models.backends`. :class:`~workbench.models.value.CustomerValueModel` combines
+the two into per-customer scores.
 
 What happens when a fit cannot be trusted (each case raises a :class:`ModelWarning`, is
 listed in ``warnings_`` and written to metrics.json; the output never holds NaN):
 
 1. the library optimiser does not converge (on the Online Retail demo lifetimes' BG/NBD
    fails in days, weeks and months because the optimum lies at ``a -> 0``): the same
-   likelihood is maximised with bounded L-BFGS-B (``method_`` says so, ``at_boundary_`` names
-   the parameters on the box edge);
+   likelihood is maximised with bounded L-BFGS-B (``method_`` says so); parameters that ran
+   off towards 0 or infinity are named in ``at_boundary_`` and explained in a warning;
 2. too few customers (< ``min_customers``) or repeat buyers (< ``min_repeat_customers``), or
    both optimisers fail: **NBD fallback**, a gamma-Poisson model without dropout whose prior
    mean is the pooled repeat rate ``sum(x) / sum(T)`` and whose prior weight is one average
@@ -42,8 +43,8 @@ class ModelWarning(UserWarning):
 
 
 def _warn(store: list[str], message: str) -> None:
+    """Record a fit warning (for metrics.json) and raise it as a :class:`ModelWarning`."""
     store.append(message)
-    log.warning(message)
     warnings.warn(message, ModelWarning, stacklevel=3)
 
 

@@ -25,7 +25,7 @@ Definitions (days are UTC calendar days; ``A`` is the ``as_of`` day):
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Literal
 
 import ibis
@@ -275,8 +275,3 @@ def period_order_counts(
         exposure = (hi - counts._first_day + 1).clip(0, period_days)
         exposures[f"exposure_p{k}"] = exposure.cast("int64")
     return counts.mutate(**exposures).drop("_first_day")
-
-
-def days_before(as_of: datetime, days: int) -> datetime:
-    """The instant ``days`` whole days before ``as_of`` (end of that day when ``as_of`` is)."""
-    return as_of - timedelta(days=days)

@@ -110,22 +110,6 @@ def plot_clv_distribution(customers: pd.DataFrame, column: str, currency: str) -
     return fig
 
 
-def plot_life_cycle_holdout(life_cycle: dict[str, Any], horizon_days: int) -> Figure:
-    """Share of each Life Cycle label that ordered within the holdout."""
-    data = pd.DataFrame(
-        [
-            {"life_cycle": k, "share_ordered": life_cycle[k].get("share_ordered", np.nan)}
-            for k in LIFE_CYCLE
-        ]
-    )
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    sns.barplot(data, x="life_cycle", y="share_ordered", order=list(LIFE_CYCLE), ax=ax)
-    ax.set_ylabel(f"ordered within {horizon_days} days")
-    ax.set_xlabel("Life Cycle at the cutoff")
-    fig.tight_layout()
-    return fig
-
-
 def plot_backtest(metrics: dict[str, Any]) -> Figure:
     """The backtest in one figure: Life Cycle shares and calibration by frequency."""
     h = metrics["horizon_days"]
