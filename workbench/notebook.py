@@ -115,6 +115,11 @@ class RunContext:
         return datetime.fromisoformat(last).astimezone(UTC).date()
 
     @property
+    def run_id(self) -> str:
+        """``<run_name>_<as_of date>``: the name the run folder gets when the run succeeds."""
+        return f"{self.params.run_name}_{self.as_of_date.isoformat()}"
+
+    @property
     def as_of(self) -> datetime:
         """End of :attr:`as_of_date` in UTC (orders up to and including that day count)."""
         return end_of_day(self.as_of_date)

@@ -47,6 +47,23 @@ def list_runs(out_root: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).sort_values("started_at", ignore_index=True)
 
 
+def previous_run(run_dir: Path, run_name: str, as_of: str) -> Path | None:
+    """The latest succeeded run of ``run_name`` before ``as_of`` (ISO date), next to ``run_dir``.
+
+    ``run_dir`` may be the temporary folder of a run in progress: its siblings are the
+    published runs.
+    """
+    best: tuple[str, Path] | None = None
+    for manifest in run_dir.parent.glob(f"{run_name}_*/{config.MANIFEST}"):
+        info = read_json(manifest)
+        other = info.get("as_of") or ""
+        if manifest.parent == run_dir or info.get("status") != "succeeded" or other >= as_of:
+            continue
+        if best is None or other > best[0]:
+            best = (other, manifest.parent)
+    return best[1] if best else None
+
+
 def resolve_run(ref: str | Path, out_root: Path | None = None) -> Path:
     """A run folder from a run id (``demo_2011-12-09``) or a path."""
     out_root = Path(out_root or config.OUTPUTS_DIR)

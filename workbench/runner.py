@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Notebooks of a run, in order; those not (yet) in notebooks/ are skipped.
 STEPS = ("01_ingest", "02_features", "02_interest", "03_segments", "04_report")
+#: The step whose executed notebook becomes ``report.html``.
+REPORT_STEP = "04_report"
 #: Packages whose versions go into the manifest.
 VERSIONED = (
     "audience-workbench",
@@ -111,11 +113,12 @@ def package_versions() -> dict[str, str]:
 
 def run_id_for(params: Params, run_dir: Path) -> str:
     """``<run_name>_<as_of date>``: one folder per period, so a rerun replaces it."""
-    as_of = params.as_of
-    if as_of is None:
-        last = read_json(run_dir / config.INGEST_SUMMARY).get("last_order_at")
-        as_of = datetime.fromisoformat(last).date() if last else datetime.now(UTC).date()
-    return f"{params.run_name}_{as_of.isoformat()}"
+    from workbench.notebook import RunContext
+
+    try:
+        return RunContext(params=params, run_dir=run_dir).run_id
+    except WorkbenchError:  # no ingest summary (no ingest step): the day of the run
+        return f"{params.run_name}_{datetime.now(UTC).date().isoformat()}"
 
 
 def _inputs(run_dir: Path) -> dict[str, Any]:
@@ -232,6 +235,12 @@ def run(
                 raise error from None
             step.update(status="succeeded", seconds=round(time.perf_counter() - t0, 2))
             log.info("step %s done in %.1f s", nb.stem, step["seconds"])
+            write_json_atomic(tmp / config.MANIFEST, manifest)
+        report = tmp / "notebooks" / f"{REPORT_STEP}.ipynb"
+        if report.exists():
+            from workbench.report.render import render_html
+
+            render_html(report, tmp / "report.html", title=f"{params.run_name}: segment report")
         shutil.rmtree(tmp / "work", ignore_errors=True)
         run_id = run_id_for(params, tmp)
         finished = datetime.now(UTC)
