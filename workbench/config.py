@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 PARAMS_DIR = PROJECT_DIR / "params"
-OUTPUTS_DIR = PROJECT_DIR / "outputs"
+#: Run folders; ``WORKBENCH_OUTPUTS`` moves them (tests, shared servers).
+OUTPUTS_DIR = Path(os.environ.get("WORKBENCH_OUTPUTS") or PROJECT_DIR / "outputs")
 DATA_DIR = PROJECT_DIR / "data"
 DEMO_PARAMS = PARAMS_DIR / "demo.yaml"
 
