@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.sync import SyncConfigError, SyncError, SyncInputError, run_sync
+from workbench.sync import SyncConfigError, SyncError, SyncInputError, run_sync, sync_summary
 from workbench.sync.testing import FakeGoogle, FakeKlaviyo, FakeMailchimp, FakeMeta
 from workbench.sync.testing.runfolder import FAST, customers, make_params, write_run
 
@@ -184,6 +184,11 @@ def test_sync_log_in_the_run_folder(fakes, run1, tmp_path):
     assert all(o["status"] == "ok" and o["sync_id"] == entry["sync_id"] for o in ops)
     changes = pq.read_table(run1 / entry["changes_file"]).to_pylist()
     assert len([c for c in changes if c["destination"] == "mc"]) == 30
+    summary = sync_summary(run1)
+    assert {(r["destination"], r["segment"]) for r in summary} == {
+        (d, "vip") for d in ("mc", "kl", "fb", "go", "magnews")
+    }
+    assert all(r["accepted"] == 30 and r["status"] == "ok" for r in summary)
     text = "".join(p.read_text(errors="ignore") for p in (run1 / "sync").glob("*.*"))
     assert "@example.com" not in text  # no plaintext PII in the logs
 

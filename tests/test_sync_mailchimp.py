@@ -164,3 +164,20 @@ def test_never_more_than_10_requests_in_flight(monkeypatch, tmp_path):
         assert counts(result)["to_update"] == 40 and len(fake.calls("PUT")) == 40
         assert 1 < fake.max_in_flight <= 10
         assert not fake.calls(path=".*", method=None) or all(r.status != 429 for r in fake.requests)
+
+
+def test_customers_sharing_an_email_are_one_contact(mc, tmp_path):
+    people = customers(4)
+    people[3]["email"] = people[1]["email"].upper()  # same address, another customer id
+    ids = [p["customer_id"] for p in people]
+    first = sync(mc, write_run(tmp_path / "r1", people, {"vip": ids}), tmp_path)
+    c = counts(first)
+    assert (c["accepted"], c["invalid"]) == (3, 1)
+    with StateStore(tmp_path / "state.sqlite") as store:
+        assert store.load("news", "vip")["c0000003"].last_error == "same email as customer c0000001"
+    # the first owner leaves: the other customer keeps the contact in the segment
+    second = sync(
+        mc, write_run(tmp_path / "r2", people, {"vip": [ids[0], ids[2], ids[3]]}), tmp_path
+    )
+    assert counts(second)["to_remove"] == 1 and counts(second)["to_add"] == 1
+    assert "user.1@example.com" in mc.segment_emails("L1", "vip")

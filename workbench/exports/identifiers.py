@@ -122,109 +122,44 @@ PHONE_PLANS: dict[str, PhonePlan] = {
     "MX": PhonePlan("52", None, 10, 10),
 }
 
-# Country names and non-ISO codes seen in shop data, mapped to ISO 3166-1 alpha-2.
-_COUNTRY_ALIASES: dict[str, str] = {
-    "united states": "US",
-    "united states of america": "US",
-    "usa": "US",
-    "u.s.": "US",
-    "u.s.a.": "US",
-    "america": "US",
-    "canada": "CA",
-    "can": "CA",
-    "united kingdom": "GB",
-    "uk": "GB",
-    "u.k.": "GB",
-    "great britain": "GB",
-    "england": "GB",
-    "scotland": "GB",
-    "wales": "GB",
-    "northern ireland": "GB",
-    "gbr": "GB",
-    "ireland": "IE",
-    "eire": "IE",
-    "irl": "IE",
-    "germany": "DE",
-    "deutschland": "DE",
-    "deu": "DE",
-    "austria": "AT",
-    "österreich": "AT",
-    "aut": "AT",
-    "switzerland": "CH",
-    "schweiz": "CH",
-    "suisse": "CH",
-    "che": "CH",
-    "france": "FR",
-    "fra": "FR",
-    "belgium": "BE",
-    "belgique": "BE",
-    "belgië": "BE",
-    "bel": "BE",
-    "netherlands": "NL",
-    "the netherlands": "NL",
-    "holland": "NL",
-    "nederland": "NL",
-    "nld": "NL",
-    "luxembourg": "LU",
-    "lux": "LU",
-    "italy": "IT",
-    "italia": "IT",
-    "ita": "IT",
-    "spain": "ES",
-    "españa": "ES",
-    "espana": "ES",
-    "esp": "ES",
-    "portugal": "PT",
-    "prt": "PT",
-    "greece": "GR",
-    "el": "GR",
-    "grc": "GR",
-    "denmark": "DK",
-    "danmark": "DK",
-    "dnk": "DK",
-    "norway": "NO",
-    "norge": "NO",
-    "nor": "NO",
-    "sweden": "SE",
-    "sverige": "SE",
-    "swe": "SE",
-    "finland": "FI",
-    "suomi": "FI",
-    "fin": "FI",
-    "poland": "PL",
-    "polska": "PL",
-    "pol": "PL",
-    "czech republic": "CZ",
-    "czechia": "CZ",
-    "cze": "CZ",
-    "turkey": "TR",
-    "türkiye": "TR",
-    "tur": "TR",
-    "australia": "AU",
-    "aus": "AU",
-    "new zealand": "NZ",
-    "nzl": "NZ",
-    "japan": "JP",
-    "jpn": "JP",
-    "china": "CN",
-    "chn": "CN",
-    "india": "IN",
-    "ind": "IN",
-    "singapore": "SG",
-    "sgp": "SG",
-    "hong kong": "HK",
-    "hkg": "HK",
-    "united arab emirates": "AE",
-    "uae": "AE",
-    "are": "AE",
-    "south africa": "ZA",
-    "zaf": "ZA",
-    "brazil": "BR",
-    "brasil": "BR",
-    "bra": "BR",
-    "mexico": "MX",
-    "méxico": "MX",
-    "mex": "MX",
+# Country names and non-ISO codes seen in shop data, by ISO 3166-1 alpha-2 code.
+_COUNTRY_NAMES: dict[str, str] = {
+    "US": "united states|united states of america|usa|u.s.|u.s.a.|america",
+    "CA": "canada|can",
+    "GB": "united kingdom|uk|u.k.|great britain|england|scotland|wales|northern ireland|gbr",
+    "IE": "ireland|eire|irl",
+    "DE": "germany|deutschland|deu",
+    "AT": "austria|österreich|aut",
+    "CH": "switzerland|schweiz|suisse|che",
+    "FR": "france|fra",
+    "BE": "belgium|belgique|belgië|bel",
+    "NL": "netherlands|the netherlands|holland|nederland|nld",
+    "LU": "luxembourg|lux",
+    "IT": "italy|italia|ita",
+    "ES": "spain|españa|espana|esp",
+    "PT": "portugal|prt",
+    "GR": "greece|el|grc",
+    "DK": "denmark|danmark|dnk",
+    "NO": "norway|norge|nor",
+    "SE": "sweden|sverige|swe",
+    "FI": "finland|suomi|fin",
+    "PL": "poland|polska|pol",
+    "CZ": "czech republic|czechia|cze",
+    "TR": "turkey|türkiye|tur",
+    "AU": "australia|aus",
+    "NZ": "new zealand|nzl",
+    "JP": "japan|jpn",
+    "CN": "china|chn",
+    "IN": "india|ind",
+    "SG": "singapore|sgp",
+    "HK": "hong kong|hkg",
+    "AE": "united arab emirates|uae|are",
+    "ZA": "south africa|zaf",
+    "BR": "brazil|brasil|bra",
+    "MX": "mexico|méxico|mex",
+}
+_COUNTRY_ALIASES = {
+    name: code for code, names in _COUNTRY_NAMES.items() for name in names.split("|")
 }
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$")
@@ -232,11 +167,19 @@ _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _NAME_PREFIXES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "mme"})
 _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq"})
 _NON_LETTER = re.compile(r"[\W\d_]+")
+_SPACES = re.compile(r"\s+")
+_NOT_DIGIT = re.compile(r"\D")
+_NOT_PHONE_CHAR = re.compile(r"[^\d\s()+\-./]")
 _EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|extension|x|#)\s*\d{1,6}\s*$")
 
 
 def _text(value: Any) -> str | None:
     """A stripped string, or None for missing values (None, NaN, pandas NA, blank)."""
+    if type(value) is str:  # fast path: most values
+        text = value.strip()
+        if text and not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+        return text or None
     if value is None:
         return None
     if isinstance(value, float):
@@ -264,7 +207,7 @@ def normalize_email(value: Any) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    email = re.sub(r"\s+", "", text).strip(".").lower()
+    email = _SPACES.sub("", text).strip(".").lower()
     return email if _EMAIL.match(email) else None
 
 
@@ -299,7 +242,9 @@ def normalize_country(value: Any) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    key = re.sub(r"\s+", " ", text).lower()
+    if len(text) == 2 and text.isascii() and text.isalpha():
+        return _COUNTRY_ALIASES.get(text.lower(), text.upper())
+    key = _SPACES.sub(" ", text).lower()
     if key in _COUNTRY_ALIASES:
         return _COUNTRY_ALIASES[key]
     if len(key) == 2 and key.isascii() and key.isalpha():
@@ -346,11 +291,11 @@ def normalize_phone(value: Any, country: str | None = None) -> str | None:
     if text is None:
         return None
     text = _EXTENSION.sub("", text).replace("(0)", "")
-    if re.search(r"[^\d\s()+\-./]", text) or text.count("+") > 1:
+    if _NOT_PHONE_CHAR.search(text) or text.count("+") > 1:
         return None
     international = text.startswith("+")
-    digits = re.sub(r"\D", "", text)
-    code = normalize_country(country) if country is not None else None
+    digits = _NOT_DIGIT.sub("", text)
+    code = country if country in PHONE_PLANS else normalize_country(country)
     plan = PHONE_PLANS.get(code) if code else None
     if not international and digits.startswith("00"):
         international, digits = True, digits[2:]
@@ -421,7 +366,7 @@ def normalize_name_meta(value: Any) -> str | None:
 def normalize_zip(value: Any) -> str | None:
     """Postal code as written, trimmed and with inner whitespace collapsed (Google: as-is)."""
     text = _text(value)
-    return re.sub(r"\s+", " ", text) if text else None
+    return _SPACES.sub(" ", text) if text else None
 
 
 def normalize_zip_meta(value: Any, country: str | None = None) -> str | None:
@@ -437,7 +382,7 @@ def normalize_zip_meta(value: Any, country: str | None = None) -> str | None:
         return None
     if normalize_country(country) == "US":
         text = text.split("-", 1)[0]
-    text = re.sub(r"\s+", "", text).lower()
+    text = _SPACES.sub("", text).lower()
     return text or None
 
 

@@ -6,6 +6,7 @@ Entry point: :func:`run_sync` (the ``workbench sync`` command). See ``docs/sync.
 from workbench.sync.engine import DESTINATIONS, default_state_path, run_sync
 from workbench.sync.errors import SyncConfigError, SyncError, SyncInputError
 from workbench.sync.settings import SyncSettings
+from workbench.sync.synclog import sync_summary
 
 __all__ = [
     "DESTINATIONS",
@@ -15,4 +16,5 @@ __all__ = [
     "SyncSettings",
     "default_state_path",
     "run_sync",
+    "sync_summary",
 ]

@@ -231,6 +231,15 @@ class Destination(ABC):
         """Batch size for ``total`` pending upserts."""
         return 500
 
+    def identities(self, want: Desired) -> tuple[str, ...]:
+        """Values that must be unique among a segment's members (``kind:value``).
+
+        Two customers sharing one would be one contact at the destination: removing one
+        would remove the other. The engine keeps the lowest customer id and reports the
+        others as invalid. Default: the destination identity (``target.key``).
+        """
+        return (f"identity:{want.target.key}",)
+
     # ------------------------------------------------------------ operations
     def prepare(self, segment: str, known: str | None) -> Remote:
         """Find or create the destination-side container of ``segment``."""

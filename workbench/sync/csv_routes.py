@@ -73,6 +73,10 @@ class CsvRouteDestination(Destination):
         row = {"email": ids.email} | {f: _cell(record.get(f)) for f in self.fields}
         return Desired(Target(ids.email, {"email": ids.email}, checksum(row)), row)
 
+    def identities(self, want: Desired) -> tuple[str, ...]:
+        """The e-mail (one row per address)."""
+        return (f"email:{want.payload['email']}",)
+
     def upsert_limit(self, total: int) -> int:
         """One file: no batching."""
         return max(total, 1)

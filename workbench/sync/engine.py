@@ -197,7 +197,13 @@ def run_sync(
     crash = CrashHook(settings.crash_after_batches)
     started = datetime.now(UTC)
     use_memory = dry_run and not state_file.exists()
-    with redacting_logs(), StateStore(None if use_memory else state_file) as state:
+    try:
+        store = StateStore(None if use_memory else state_file)
+    except SyncConfigError:
+        for adapter, _ in adapters:
+            adapter.close()
+        raise
+    with redacting_logs(), store as state:
         if not dry_run:
             state.start_run(sync_id, run_dir, full=full)
         try:

@@ -154,6 +154,12 @@ class KlaviyoDestination(Destination):
         )
         return Desired(target, attrs)
 
+    def identities(self, want: Desired) -> tuple[str, ...]:
+        """E-mail and phone: each identifies one Klaviyo profile."""
+        attrs = want.payload
+        out = [f"email:{attrs['email']}"] if "email" in attrs else []
+        return (*out, *([f"phone:{attrs['phone_number']}"] if "phone_number" in attrs else []))
+
     def upsert_limit(self, total: int) -> int:
         """10,000 per bulk job when the diff is large, else 1000 (list add limit)."""
         if total >= self.settings.klaviyo_bulk_min:

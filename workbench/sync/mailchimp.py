@@ -133,6 +133,10 @@ class MailchimpDestination(Destination):
         )
         return Desired(target, payload)
 
+    def identities(self, want: Desired) -> tuple[str, ...]:
+        """The e-mail (one Mailchimp contact per address)."""
+        return (f"email:{want.payload['email_address']}",)
+
     def upsert_limit(self, total: int) -> int:
         """500 members per batch (batch subscribe and segment add limits)."""
         return self.settings.batch(MAX_MEMBERS)

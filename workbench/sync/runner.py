@@ -167,6 +167,18 @@ class DestinationSync:
                 continue
             ids = self.inputs.identifiers(pk, self.default_country)
             current[pk] = self.adapter.desired(record, ids)
+        owners: dict[str, str] = {}
+        for pk in sorted(current):  # two customers, one contact: the lowest id keeps it
+            want = current[pk]
+            if not isinstance(want, Desired):
+                continue
+            idents = self.adapter.identities(want)
+            clash = next((i for i in idents if i in owners), None)
+            if clash is None:
+                owners.update(dict.fromkeys(idents, pk))
+            else:
+                kind = clash.split(":", 1)[0]
+                current[pk] = Invalid(f"same {kind} as customer {owners[clash]}")
         return current
 
     def _segment(self, segment: str, counts: dict[str, Any]) -> None:

@@ -27,16 +27,16 @@ are sent again (with idempotent primitives) by the next run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from workbench.sync.errors import SyncConfigError
+from workbench.sync.records import RecordsMixin
+from workbench.sync.records import now as _now
 
 try:  # POSIX advisory lock: one sync per state file at a time
     import fcntl
@@ -80,10 +80,6 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT, full INTEGER NOT NULL DEFAULT 0
 );
 """
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -150,7 +146,7 @@ class Target:
     checksum: str
 
 
-class StateStore:
+class StateStore(RecordsMixin):
     """The SQLite state file; one instance per sync process (it holds an exclusive lock).
 
     Parameters
@@ -203,105 +199,6 @@ class StateStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: committed on success, rolled back on any exception."""
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
-
-    # ------------------------------------------------------------------ runs, remotes, jobs
-    def start_run(self, run_id: str, run_dir: Path, *, full: bool) -> None:
-        """Record the start of a sync."""
-        with self.transaction() as con:
-            con.execute(
-                "INSERT INTO runs(run_id, run_dir, started_at, status, full) VALUES (?,?,?,?,?)",
-                (run_id, str(run_dir), _now(), "running", int(full)),
-            )
-
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Record the end of a sync."""
-        with self.transaction() as con:
-            con.execute(
-                "UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
-                (_now(), status, run_id),
-            )
-
-    def check_destination(self, destination: str, fingerprint: str) -> bool:
-        """Register a destination's target (type and ids); forget its state if it changed.
-
-        Returns
-        -------
-        bool
-            True when an earlier, different target's state was discarded.
-        """
-        row = self.con.execute(
-            "SELECT fingerprint FROM destinations WHERE destination = ?", (destination,)
-        ).fetchone()
-        if row is not None and row[0] == fingerprint:
-            return False
-        with self.transaction() as con:
-            if row is not None:
-                for table in ("members", "remotes", "jobs"):
-                    con.execute(f"DELETE FROM {table} WHERE destination = ?", (destination,))
-            con.execute(
-                "INSERT OR REPLACE INTO destinations VALUES (?,?,?)",
-                (destination, fingerprint, _now()),
-            )
-        return row is not None
-
-    def fingerprint_matches(self, destination: str, fingerprint: str) -> bool:
-        """Whether the stored state belongs to this target (read-only, for dry runs)."""
-        row = self.con.execute(
-            "SELECT fingerprint FROM destinations WHERE destination = ?", (destination,)
-        ).fetchone()
-        return row is not None and row[0] == fingerprint
-
-    def remote_id(self, destination: str, segment: str) -> str | None:
-        """The destination-side id (list, static segment, audience) of a segment."""
-        row = self.con.execute(
-            "SELECT remote_id FROM remotes WHERE destination = ? AND segment = ?",
-            (destination, segment),
-        ).fetchone()
-        return row[0] if row else None
-
-    def set_remote_id(self, destination: str, segment: str, remote_id: str) -> None:
-        """Remember the destination-side id of a segment (committed at once)."""
-        with self.transaction() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO remotes VALUES (?,?,?,?)",
-                (destination, segment, remote_id, _now()),
-            )
-
-    def add_job(
-        self,
-        destination: str,
-        segment: str,
-        job_id: str,
-        kind: str,
-        run_id: str,
-        members: Iterable[str],
-    ) -> None:
-        """Remember an asynchronous job and its members, to reconcile (Klaviyo bulk import)."""
-        with self.transaction() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?)",
-                (destination, segment, job_id, kind, run_id, json.dumps(list(members)), _now()),
-            )
-
-    def open_jobs(self, destination: str) -> list[tuple[str, str, str, list[str]]]:
-        """``(segment, job_id, kind, member_pks)`` of jobs not reconciled yet, oldest first."""
-        rows = self.con.execute(
-            "SELECT segment, job_id, kind, members FROM jobs WHERE destination = ? "
-            "ORDER BY created_at",
-            (destination,),
-        ).fetchall()
-        return [(seg, job, kind, json.loads(members)) for seg, job, kind, members in rows]
 
     def close_job(
         self, destination: str, job_id: str, rejected: Mapping[str, str], run_id: str

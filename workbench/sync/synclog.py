@@ -30,7 +30,27 @@ import pyarrow.parquet as pq
 
 from workbench.sync.secrets import REDACTOR
 
-__all__ = ["OPERATION_COLUMNS", "Journal", "write_sync_log"]
+__all__ = ["OPERATION_COLUMNS", "SUMMARY_COLUMNS", "Journal", "sync_summary", "write_sync_log"]
+
+#: Columns of :func:`sync_summary` rows (what the report shows).
+SUMMARY_COLUMNS = (
+    "synced_at",
+    "destination",
+    "type",
+    "segment",
+    "status",
+    "total",
+    "to_add",
+    "to_update",
+    "to_remove",
+    "invalid",
+    "sent",
+    "accepted",
+    "rejected",
+    "match_rate",
+    "match_rate_detail",
+    "error",
+)
 
 OPERATION_COLUMNS = (
     "sync_id",
@@ -126,6 +146,31 @@ def write_sync_log(run_dir: Path, journal: Journal, entry: dict[str, Any]) -> Pa
     log.setdefault("syncs", []).append(json.loads(REDACTOR.redact(json.dumps(entry, default=str))))
     _atomic_json(log_path, log)
     return folder
+
+
+def sync_summary(run_dir: Path) -> list[dict[str, Any]]:
+    """Latest outcome per destination x segment from ``<run>/sync/sync_log.json``.
+
+    One row per pair (keys :data:`SUMMARY_COLUMNS`), from the most recent sync that touched
+    it; an empty list when the run was never synced. Ready for ``pandas.DataFrame(rows)``.
+    """
+    path = Path(run_dir) / "sync" / "sync_log.json"
+    if not path.exists():
+        return []
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in json.loads(path.read_text(encoding="utf-8")).get("syncs", []):
+        for name, dest in entry.get("destinations", {}).items():
+            for segment, counts in dest.get("segments", {}).items():
+                row = {k: counts.get(k) for k in SUMMARY_COLUMNS}
+                row.update(
+                    synced_at=entry.get("started_at"),
+                    destination=name,
+                    type=dest.get("type"),
+                    segment=segment,
+                    error=counts.get("error") or dest.get("error"),
+                )
+                latest[(name, segment)] = row
+    return list(latest.values())
 
 
 _CHANGES_SCHEMA = pa.schema(

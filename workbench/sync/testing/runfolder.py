@@ -28,7 +28,7 @@ _COUNTRIES = ("IT", "GB", "US", "DE", "FR")
 _PHONES = {
     "IT": "333 {:07d}",
     "GB": "07911 {:06d}",
-    "US": "(212) 555-{:04d}",
+    "US": "({}) 555-{:04d}",
     "DE": "0151 {:08d}",
     "FR": "06 {:08d}",
 }
@@ -43,7 +43,9 @@ def customers(n: int, *, start: int = 0, domain: str = "example.com") -> list[di
             {
                 "customer_id": f"c{i:07d}",
                 "email": f"User.{i}@{domain}",
-                "phone": _PHONES[country].format(i % 10_000 if country == "US" else i),
+                "phone": _PHONES[country].format(
+                    *((201 + i // 10_000, i % 10_000) if country == "US" else (i,))
+                ),
                 "first_name": f"First{chr(65 + i % 26)}",
                 "last_name": f"Last{chr(65 + (i // 26) % 26)}",
                 "country": country,
