@@ -51,3 +51,9 @@ class StepFailedError(WorkbenchError):
     """A pipeline step (notebook) failed."""
 
     exit_code = 1
+
+
+class SegmentSpecError(WorkbenchError):
+    """A segment file is invalid: unknown field, bad value, or a name the data does not have."""
+
+    exit_code = 2
