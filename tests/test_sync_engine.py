@@ -237,3 +237,20 @@ def test_default_state_lives_beside_the_run_folders(fakes, run1, tmp_path):
     result = run_sync(make_params(exports(fakes)), run1, destination="magnews", settings=FAST)
     assert Path(result["state_path"]) == (tmp_path / "outputs" / ".sync" / "state.sqlite").resolve()
     assert Path(result["state_path"]).exists()
+
+
+def test_reads_spark_style_parquet_folders(fakes, tmp_path):
+    import pyarrow as pa
+
+    people = customers(6)
+    run = tmp_path / "outputs" / "spark"
+    (run / "customers.parquet").mkdir(parents=True)
+    (run / "segments" / "membership.parquet").mkdir(parents=True)
+    for i, part in enumerate((people[:3], people[3:])):
+        pq.write_table(pa.Table.from_pylist(part), run / "customers.parquet" / f"part-{i}.parquet")
+        members = pa.table(
+            {"segment": ["vip"] * len(part), "customer_id": [p["customer_id"] for p in part]}
+        )
+        pq.write_table(members, run / "segments" / "membership.parquet" / f"part-{i}.parquet")
+    result = sync(make_params(exports(fakes)), run, tmp_path, destination="mc")
+    assert result["destinations"]["mc"]["segments"]["vip"]["accepted"] == 6

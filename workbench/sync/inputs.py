@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from workbench.exports.identifiers import Identifiers, normalize_identifiers
@@ -138,8 +139,7 @@ def load_inputs(run_dir: Path, columns: Iterable[str] = ()) -> SyncInputs:
             where=str(run_dir / "customers.parquet"),
             fix="sync a complete run folder (it holds customers.parquet)",
         )
-    schema = pq.read_schema(customers_path) if customers_path.is_file() else None
-    names = schema.names if schema is not None else pq.read_table(customers_path).column_names
+    names = ds.dataset(customers_path, format="parquet").schema.names  # file or Spark folder
     if "customer_id" not in names:
         raise SyncInputError("customers table has no customer_id column", where=str(customers_path))
     wanted = [c for c in dict.fromkeys([*CONTACT_COLUMNS, *columns]) if c in names]
