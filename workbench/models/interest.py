@@ -1,0 +1,357 @@
+"""Interested In: what each customer is likely to buy next, per product, category, brand, keyword.
+
+For every level that exists in the data, an :class:`~workbench.models.interest_model.InterestModel`
+blends the customer's own purchases (time-decayed, repeat cadence), web events (cart > click >
+search > view; searches matched to targets by terms), what similar customers bought (item-item
+EASE / cosine) and the target's popularity (the fallback for customers without history), and
+calibrates the blend into ``P(customer buys target within models.horizon_days)`` on a held-out
+period before ``as_of``.
+
+Outputs in the run folder:
+
+- ``interest.parquet``: the ``interest.top_k`` most likely targets per customer and level
+  (``customer_id, level, target, score, rank``);
+- ``interest_model/``: what is needed to score *any* target for *every* customer
+  (:func:`score_target`), so segments can say "interested in X with score >= s" or "the top N%
+  most likely".
+
+Public API: :func:`fit_interest`, :func:`score_target`, :func:`top_k_table`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from workbench import engine
+from workbench.errors import WorkbenchError
+from workbench.models import interest_data as idata
+from workbench.models import interest_store as store
+from workbench.models.interest_catalog import (
+    TargetCatalog,
+    available_levels,
+    build_catalog,
+    close_matches,
+    read_products,
+)
+from workbench.models.interest_model import InterestModel, chunk_rows
+from workbench.models.interest_terms import match_queries
+
+if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
+    from workbench.params import Params
+
+log = logging.getLogger(__name__)
+
+OUTPUT = "interest.parquet"
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("level", pa.string()),
+        ("target", pa.string()),
+        ("score", pa.float64()),
+        ("rank", pa.int32()),
+    ]
+)
+
+
+class InterestTargetError(WorkbenchError):
+    """A level or target that the saved Interested-In model does not know."""
+
+
+def resolve_levels(requested: Sequence[str], products: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Requested levels that exist in the data, and those skipped (no such product attribute)."""
+    have = available_levels(products)
+    return [lvl for lvl in requested if lvl in have], [lvl for lvl in requested if lvl not in have]
+
+
+def prepare_level(
+    source: idata.InterestSource, products: pd.DataFrame, level: str, as_of: datetime
+) -> tuple[TargetCatalog, pd.DataFrame | None]:
+    """The level's targets and its search-query matches, both from data up to ``as_of``."""
+    catalog = build_catalog(level, products, source.sales, as_of)
+    query_map = None
+    if source.events is not None and "query" in source.events.columns:
+        queries = idata.search_queries(source.events, as_of)
+        query_map = match_queries(queries, catalog.terms, catalog.size, popularity=catalog.buyers)
+    return catalog, query_map
+
+
+def fit_levels(
+    source: idata.InterestSource,
+    levels: Sequence[str],
+    as_of: datetime,
+    horizon_days: int,
+    customers: pa.Array,
+    *,
+    known: np.ndarray | None = None,
+    model_params: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, InterestModel]:
+    """Fit one :class:`InterestModel` per level as of ``as_of`` (nothing later is read)."""
+    products = read_products(source.products, source.sales)
+    models = {}
+    for level in levels:
+        catalog, query_map = prepare_level(source, products, level, as_of)
+        if catalog.size == 0:
+            log.warning("%s level skipped: no target has enough buyers", level)
+            continue
+        model = InterestModel(level, horizon_days, **dict(model_params or {}))
+        models[level] = model.fit(
+            source, catalog, customers, as_of, query_map=query_map, known=known, progress=progress
+        )
+    return models
+
+
+def fit_interest(
+    params: Params,
+    run_dir: Path,
+    con: BaseBackend | None = None,
+    *,
+    as_of: date | datetime | None = None,
+    model_params: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit every configured level, save ``interest_model/`` and write ``interest.parquet``.
+
+    Parameters
+    ----------
+    params : Params
+        Run parameters (``interest.levels``, ``interest.top_k``, ``models.horizon_days``).
+    run_dir : Path
+        Run folder holding ``data/*.parquet`` (written by ingest).
+    con : ibis backend, optional
+        Connection (default: the one ``params.engine`` asks for).
+    as_of : date or datetime, optional
+        Default ``params.as_of``, else the day of the last purchase in the data. A date means
+        the end of that UTC day (as ``ctx.as_of`` in the notebooks).
+    model_params : mapping, optional
+        Extra :class:`InterestModel` parameters (e.g. ``calibration_customers``).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        Per level: targets, customers, fit diagnostics; plus ``skipped`` levels and ``as_of``.
+    """
+    run_dir = Path(run_dir)
+    con = con if con is not None else engine.connect_for(params, run_dir / "work")
+    source = idata.InterestSource.from_run_dir(con, run_dir)
+    chosen = as_of if as_of is not None else params.as_of
+    when = idata.instant(chosen if chosen is not None else source.last_order_at().date())
+    products = read_products(source.products, source.sales)
+    levels, skipped = resolve_levels(params.interest.levels, products)
+    for lvl in skipped:
+        log.warning("interest level %r skipped: the products carry no such attribute", lvl)
+    customers = idata.customer_ids(source, when, include_undated=True)
+    models = fit_levels(
+        source,
+        levels,
+        when,
+        params.models.horizon_days,
+        customers,
+        model_params=model_params,
+        progress=progress,
+    )
+    folder = run_dir / store.MODEL_DIR
+    if folder.exists():
+        shutil.rmtree(folder)
+    summary: dict[str, Any] = {"as_of": when.isoformat(), "skipped": skipped, "levels": {}}
+    for level, model in models.items():
+        if not (folder / "customers.parquet").exists():
+            store.save_customers(folder, customers, model.snapshot_.customer)
+        store.save_model(model, folder)
+        summary["levels"][level] = {
+            "targets": model.catalog_.size,
+            "customers": len(customers),
+            "profile_entries": model.snapshot_.profile.nnz,
+            **model.fit_info_,
+        }
+    del models
+    top_k_table(run_dir, top_k=params.interest.top_k, rebuild=True, progress=progress)
+    return summary
+
+
+def _folder(run_dir: Path) -> Path:
+    folder = Path(run_dir) / store.MODEL_DIR
+    if not (folder / "customers.parquet").exists():
+        raise InterestTargetError(
+            "no fitted Interested-In model in this run folder",
+            where=str(folder),
+            fix="run the interest step first (notebooks/02_interest.ipynb or fit_interest)",
+        )
+    return folder
+
+
+def top_k_table(
+    run_dir: Path,
+    top_k: int | None = None,
+    *,
+    rebuild: bool = False,
+    block_cells: int = 20_000_000,
+    progress: bool = False,
+) -> Path:
+    """The per-customer top-k table ``run_dir/interest.parquet`` (built when missing).
+
+    Parameters
+    ----------
+    run_dir : Path
+        Run folder with ``interest_model/``.
+    top_k : int, optional
+        Targets per customer and level (default: the ``top_k`` it was last built with, else 10).
+    rebuild : bool
+        Rebuild even when the file exists.
+    block_cells : int
+        Largest dense customers x targets block scored at once.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    Path
+        ``run_dir/interest.parquet`` with columns ``customer_id, level, target, score, rank``
+        (rank 1 = most likely; scores are calibrated probabilities).
+    """
+    run_dir = Path(run_dir)
+    out = run_dir / OUTPUT
+    if out.exists() and not rebuild and top_k is None:
+        return out
+    folder = _folder(run_dir)
+    k = top_k or 10
+    customers = store.load_customers(folder)
+    ids = customers["customer_id"].combine_chunks()
+    tmp = out.with_suffix(".parquet.tmp")
+    with pq.ParquetWriter(tmp, OUTPUT_SCHEMA, compression="zstd") as writer:
+        for level in store.levels_in(folder):
+            model = store.load_model(folder, level)
+            targets = pa.array(model.catalog_.targets.astype(str), pa.string())
+            m = len(targets)
+            kk = min(k, m)
+            step = chunk_rows(m, block_cells)
+            chunks = store.iter_chunks(folder, level, step, customers)
+            total = -(-customers.num_rows // step)
+            for start, prof, cust in tqdm(
+                chunks, total=total, desc=f"top {kk} {level}", disable=not progress
+            ):
+                logit = model.logit_block(prof, cust)
+                top = np.argpartition(-logit, kk - 1, axis=1)[:, :kk]
+                vals = np.take_along_axis(logit, top, axis=1)
+                order = np.argsort(-vals, axis=1, kind="stable")
+                top = np.take_along_axis(top, order, axis=1)
+                vals = np.take_along_axis(vals, order, axis=1)
+                n = len(top)
+                rows = np.repeat(np.arange(start, start + n), kk)
+                writer.write_table(
+                    pa.table(
+                        {
+                            "customer_id": ids.take(pa.array(rows)),
+                            "level": pa.array([level] * (n * kk), pa.string()),
+                            "target": targets.take(pa.array(top.ravel())),
+                            "score": pa.array(
+                                model.blender_.probability(vals).ravel(), pa.float64()
+                            ),
+                            "rank": pa.array(np.tile(np.arange(1, kk + 1, dtype=np.int32), n)),
+                        },
+                        schema=OUTPUT_SCHEMA,
+                    )
+                )
+    tmp.replace(out)
+    return out
+
+
+def resolve_target(catalog: TargetCatalog, level: str, target: str) -> int:
+    """Index of ``target`` in the catalogue: exact key, else a unique case-insensitive key or label.
+
+    Raises
+    ------
+    InterestTargetError
+        With close matches, when the target is unknown or ambiguous.
+    """
+    keys = pd.Index(catalog.targets.astype(str))
+    if target in keys:
+        return int(keys.get_loc(target))
+    low = str(target).strip().lower()
+    by_key = np.flatnonzero(keys.str.lower() == low)
+    if len(by_key) == 1:
+        return int(by_key[0])
+    by_label = np.flatnonzero(pd.Index(catalog.labels.astype(str)).str.lower() == low)
+    if len(by_label) == 1:
+        return int(by_label[0])
+    matches = close_matches(catalog, str(target))
+    hint = f"close matches: {', '.join(repr(m) for m in matches)}" if matches else "no close match"
+    raise InterestTargetError(
+        f"unknown {level} target {target!r} ({hint})",
+        where=f"interest level {level!r}",
+        fix="use a target exactly as in interest.parquet / the products table; targets need at "
+        "least one buyer before as_of",
+    )
+
+
+def score_target(
+    run_dir: Path, level: str, target: str, *, block_rows: int = 200_000
+) -> pd.DataFrame:
+    """Rank every customer by the probability of buying one target within the horizon.
+
+    Parameters
+    ----------
+    run_dir : Path
+        Run folder with ``interest_model/``.
+    level : str
+        ``product``, ``category``, ``brand`` or ``keyword``.
+    target : str
+        Target key (product id, category path such as ``"Home > Kitchen"``, brand, keyword);
+        a unique product name or a case-insensitive key is accepted too.
+    block_rows : int
+        Customers scored per block (memory grows with it, not with the number of targets).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``score`` (calibrated probability), ``rank`` (1 = most likely, ties
+        broken by the model's logit, then customer order) and ``percentile`` (in (0, 100]:
+        100 = most likely; "top 5%" is ``percentile > 95``), sorted by rank.
+
+    Raises
+    ------
+    InterestTargetError
+        When the level was not fitted or the target is unknown (the message lists close matches).
+    """
+    folder = _folder(Path(run_dir))
+    fitted = store.levels_in(folder)
+    if level not in fitted:
+        raise InterestTargetError(
+            f"level {level!r} was not fitted in this run (fitted: {', '.join(fitted) or 'none'})",
+            where=str(folder),
+            fix="pick a fitted level or add it to interest.levels",
+        )
+    model = store.load_model(folder, level)
+    col = resolve_target(model.catalog_, level, target)
+    customers = store.load_customers(folder)
+    n = customers.num_rows
+    logit = np.empty(n, np.float32)
+    for start, prof, cust in store.iter_chunks(folder, level, block_rows, customers):
+        logit[start : start + prof.n_rows] = model.logit_block(prof, cust, [col])[:, 0]
+    order = np.argsort(-logit, kind="stable")
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(1, n + 1)
+    frame = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"].to_pandas(),
+            "score": model.blender_.probability(logit).astype(np.float64),
+            "rank": rank,
+            "percentile": 100.0 * (n - rank + 1) / n,
+        }
+    )
+    return frame.iloc[order].reset_index(drop=True)

@@ -1,0 +1,325 @@
+"""Numpy side of the Interested-In features: sparse customer profiles as of one instant.
+
+A :class:`Snapshot` holds, for one level and one ``as_of``:
+
+- the **profile**: one entry per customer x target the customer bought or browsed (a CSR
+  structure shared by several value columns, :data:`RAW_COLUMNS`);
+- **customer** vectors (decayed order days, decayed events) and **target** vectors
+  (recent popularity, reach);
+- the **item-item** model fitted on the purchase indicators.
+
+Model features are derived from these by :func:`pair_features` (profile entries only),
+:func:`customer_features` and :func:`target_features`; "what similar customers bought" comes
+from :meth:`ItemItem.score`. Absent profile entries mean "never bought, never browsed".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy import sparse
+
+from workbench.models import interest_data as idata
+from workbench.models.interest_catalog import TargetCatalog
+from workbench.models.interest_itemitem import ItemItem
+
+log = logging.getLogger(__name__)
+
+#: Half-lives (days) of the decayed purchase counts kept per customer x target.
+PURCHASE_HALF_LIVES = {"own_recent": 30.0, "own_mid": 120.0, "own_long": 365.0}
+#: Half-lives (days) of the decayed browsing signal.
+BROWSE_HALF_LIVES = {"browse_recent": 7.0, "browse_long": 60.0}
+#: Half-life (days) of the customer activity counts.
+ACTIVITY_HALF_LIFE = 120.0
+#: Value columns of a profile entry.
+RAW_COLUMNS = (
+    *PURCHASE_HALF_LIVES,
+    "days",
+    "first_age",
+    "last_age",
+    *BROWSE_HALF_LIVES,
+)
+#: Features of a profile entry (see :func:`pair_features`).
+PAIR_FEATURES = (
+    "bought",
+    "own_recent",
+    "own_mid",
+    "own_long",
+    "occasions",
+    "recency",
+    "cadence_due",
+    "own_share",
+    "browse_recent",
+    "browse_long",
+)
+#: Features of a customer (see :func:`customer_features`).
+CUSTOMER_FEATURES = ("activity", "browsing", "no_orders")
+#: Features of a target (see :func:`target_features`).
+TARGET_FEATURES = ("popularity", "reach")
+#: Item-item scores.
+CF_FEATURES = ("cf_dense", "cf_sparse")
+
+
+@dataclass
+class Profile:
+    """Customer x target entries in CSR layout with several value columns.
+
+    Attributes
+    ----------
+    n_targets : int
+        Number of columns.
+    indptr : numpy.ndarray
+        Row pointers (int64, ``n_rows + 1``).
+    indices : numpy.ndarray
+        Target index per entry (int32).
+    values : dict of numpy.ndarray
+        Float32 arrays aligned with ``indices``, one per :data:`RAW_COLUMNS`.
+    """
+
+    n_targets: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: dict[str, np.ndarray]
+
+    @property
+    def n_rows(self) -> int:
+        """Number of customers."""
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        """Number of entries."""
+        return len(self.indices)
+
+    def rows(self) -> np.ndarray:
+        """Row index of every entry (int32)."""
+        return np.repeat(np.arange(self.n_rows, dtype=np.int32), np.diff(self.indptr))
+
+    def slice(self, start: int, stop: int) -> Profile:
+        """Rows ``start:stop`` (views, no copy of the value columns)."""
+        a, b = int(self.indptr[start]), int(self.indptr[stop])
+        return Profile(
+            self.n_targets,
+            self.indptr[start : stop + 1] - a,
+            self.indices[a:b],
+            {k: v[a:b] for k, v in self.values.items()},
+        )
+
+    def take(self, rows: np.ndarray) -> Profile:
+        """A profile of the given rows, in that order."""
+        counts = np.diff(self.indptr)[rows]
+        indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        starts = self.indptr[rows]
+        pos = np.repeat(starts - indptr[:-1], counts) + np.arange(indptr[-1])
+        return Profile(
+            self.n_targets, indptr, self.indices[pos], {k: v[pos] for k, v in self.values.items()}
+        )
+
+    def matrix(self, values: np.ndarray) -> sparse.csr_matrix:
+        """A CSR matrix with this structure and the given entry values."""
+        return sparse.csr_matrix(
+            (values, self.indices, self.indptr), shape=(self.n_rows, self.n_targets)
+        )
+
+    @classmethod
+    def from_entries(
+        cls, n_rows: int, n_targets: int, parts: list[dict[str, np.ndarray]]
+    ) -> Profile:
+        """Build from entry lists (``row``, ``target_idx`` and value columns); sums repeats."""
+        rows = np.concatenate([p["row"] for p in parts]).astype(np.int64)
+        cols = np.concatenate([p["target_idx"] for p in parts]).astype(np.int64)
+        keys = rows * n_targets + cols
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        values = {}
+        for name in RAW_COLUMNS:
+            col = np.concatenate(
+                [p.get(name, np.zeros(len(p["row"]), np.float32)) for p in parts]
+            ).astype(np.float64)
+            values[name] = np.bincount(inverse, weights=col, minlength=len(uniq)).astype(np.float32)
+        urows = (uniq // n_targets).astype(np.int64)
+        indptr = np.searchsorted(urows, np.arange(n_rows + 1)).astype(np.int64)
+        return cls(n_targets, indptr, (uniq % n_targets).astype(np.int32), values)
+
+
+@dataclass
+class Snapshot:
+    """Everything the model reads about one level as of one instant.
+
+    Attributes
+    ----------
+    as_of : datetime
+        The instant.
+    known : numpy.ndarray
+        Per customer row, whether the customer is known at ``as_of`` (bool).
+    profile : Profile
+        Customer x target entries.
+    customer : dict of numpy.ndarray
+        ``orders_decayed``, ``order_days``, ``events_decayed`` per customer row.
+    target : dict of numpy.ndarray
+        ``popularity`` (log share of known customers, decayed) and ``reach`` per target.
+    itemitem : ItemItem
+        Fitted on the purchase indicators of the profile.
+    """
+
+    as_of: datetime
+    known: np.ndarray
+    profile: Profile
+    customer: dict[str, np.ndarray]
+    target: dict[str, np.ndarray]
+    itemitem: ItemItem
+
+
+def cf_input(profile: Profile) -> sparse.csr_matrix:
+    """The item-item input: 1 for every target the customer bought."""
+    return profile.matrix((profile.values["own_long"] > 0).astype(np.float32))
+
+
+def erlang2_due(last_age: np.ndarray, interval: np.ndarray, horizon: float) -> np.ndarray:
+    """Probability that the next repeat falls within ``horizon`` days (Erlang-2 renewal).
+
+    Inter-purchase times are Gamma(2, interval / 2): regular, with mean ``interval``. Given
+    ``last_age`` days without a repeat, returns ``1 - S(last_age + horizon) / S(last_age)`` with
+    ``S(t) = (1 + t / theta) exp(-t / theta)``.
+    """
+    theta = np.maximum(interval, 1.0) / 2.0
+    a = last_age / theta
+    b = (last_age + horizon) / theta
+    log_ratio = np.log1p(b) - b - (np.log1p(a) - a)
+    return (1.0 - np.exp(log_ratio)).astype(np.float32)
+
+
+def pair_features(profile: Profile, horizon_days: float) -> dict[str, np.ndarray]:
+    """Features of every profile entry (float32 arrays aligned with ``profile.indices``).
+
+    ``bought`` (0/1); ``own_*`` log1p of decayed purchase occasions; ``occasions`` log1p of
+    their count; ``recency`` log1p of days since the last purchase (the largest value for
+    targets only browsed); ``cadence_due`` the Erlang-2 chance the next repeat is due within
+    the horizon (0 with fewer than two occasions); ``own_share`` the share of the customer's
+    long-decayed occasions at this level that fall on the target; ``browse_*`` log1p of the
+    decayed browsing signal.
+    """
+    v = profile.values
+    bought = v["own_long"] > 0
+    days = v["days"]
+    interval = np.where(days > 1, (v["first_age"] - v["last_age"]) / np.maximum(days - 1, 1), 0)
+    due = np.where(days > 1, erlang2_due(v["last_age"], interval, horizon_days), 0.0)
+    total = np.add.reduceat(
+        np.r_[v["own_long"], 0.0].astype(np.float64), np.minimum(profile.indptr[:-1], profile.nnz)
+    )
+    total = np.where(np.diff(profile.indptr) > 0, total, 0.0)
+    per_entry = np.repeat(total, np.diff(profile.indptr))
+    share = np.where(per_entry > 0, v["own_long"] / np.maximum(per_entry, 1e-12), 0.0)
+    recency = np.where(bought, np.log1p(v["last_age"]), np.log1p(10_000.0))
+    out = {
+        "bought": bought.astype(np.float32),
+        "own_recent": np.log1p(v["own_recent"]),
+        "own_mid": np.log1p(v["own_mid"]),
+        "own_long": np.log1p(v["own_long"]),
+        "occasions": np.log1p(days),
+        "recency": recency,
+        "cadence_due": due,
+        "own_share": share,
+        "browse_recent": np.log1p(v["browse_recent"]),
+        "browse_long": np.log1p(v["browse_long"]),
+    }
+    return {k: np.asarray(x, dtype=np.float32) for k, x in out.items()}
+
+
+def customer_features(customer: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``activity`` / ``browsing``: log1p of decayed order days / events; ``no_orders``."""
+    return {
+        "activity": np.log1p(customer["orders_decayed"]).astype(np.float32),
+        "browsing": np.log1p(customer["events_decayed"]).astype(np.float32),
+        "no_orders": (customer["order_days"] <= 0).astype(np.float32),
+    }
+
+
+def target_features(target: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``popularity`` and ``reach`` per target (already on a log scale)."""
+    return {k: np.asarray(target[k], dtype=np.float32) for k in TARGET_FEATURES}
+
+
+def _customer_vectors(
+    source: idata.InterestSource, customers: pa.Array, as_of: datetime
+) -> dict[str, np.ndarray]:
+    n = len(customers)
+    act = idata.customer_activity(source, as_of, ACTIVITY_HALF_LIFE)
+    out = {k: np.zeros(n, np.float32) for k in ("orders_decayed", "order_days", "events_decayed")}
+    a = idata.to_arrays(act["orders"], customers, ["order_days", "orders_decayed"])
+    out["order_days"][a["row"]] = a["order_days"]
+    out["orders_decayed"][a["row"]] = a["orders_decayed"]
+    if "events" in act:
+        e = idata.to_arrays(act["events"], customers, ["events_decayed"])
+        out["events_decayed"][e["row"]] = e["events_decayed"]
+    return out
+
+
+def build_snapshot(
+    source: idata.InterestSource,
+    catalog: TargetCatalog,
+    customers: pa.Array,
+    known: np.ndarray,
+    as_of: datetime,
+    *,
+    query_map: pd.DataFrame | None = None,
+    event_weights: Mapping[str, float] | None = None,
+    itemitem: Mapping[str, object] | None = None,
+) -> Snapshot:
+    """Compute a :class:`Snapshot` (ibis aggregates, then numpy).
+
+    Parameters
+    ----------
+    source : InterestSource
+        Canonical tables.
+    catalog : TargetCatalog
+        Targets of the level.
+    customers : pyarrow.Array
+        Sorted customer ids (the model's rows).
+    known : numpy.ndarray
+        Whether each row is a customer known at ``as_of`` (bool).
+    as_of : datetime
+        Nothing after this instant is read.
+    query_map : pandas.DataFrame, optional
+        Search query -> target matches (``query``, ``target_idx``, ``weight``).
+    event_weights : mapping, optional
+        Weight per event type (default :data:`interest_data.EVENT_WEIGHTS`).
+    itemitem : mapping, optional
+        Parameters of the :class:`ItemItem` model fitted on the purchases.
+    """
+    n, m = len(customers), catalog.size
+    purchases = idata.purchase_pairs(source.sales, catalog.product_map, as_of, PURCHASE_HALF_LIVES)
+    parts = [
+        idata.to_arrays(
+            purchases,
+            customers,
+            ["target_idx", "days", "first_age", "last_age", *PURCHASE_HALF_LIVES],
+        )
+    ]
+    if source.events is not None:
+        browse = idata.event_pairs(
+            source.events, catalog.product_map, query_map, as_of, BROWSE_HALF_LIVES, event_weights
+        )
+        parts.append(idata.to_arrays(browse, customers, ["target_idx", *BROWSE_HALF_LIVES]))
+    for p in parts:  # only customers known at as_of (guards against id collisions)
+        keep = known[p["row"]]
+        if not keep.all():
+            for k in p:
+                p[k] = p[k][keep]
+    profile = Profile.from_entries(n, m, parts)
+    log.info("%s profile as of %s: %d entries", catalog.level, as_of.date(), profile.nnz)
+    cust = _customer_vectors(source, customers, as_of)
+    n_known = max(int(known.sum()), 1)
+    mid = np.bincount(profile.indices, weights=profile.values["own_mid"], minlength=m)
+    reach = np.bincount(profile.indices, weights=profile.values["own_long"] > 0, minlength=m)
+    target = {
+        "popularity": np.log((mid + 0.1) / n_known).astype(np.float32),
+        "reach": np.log1p(reach).astype(np.float32),
+    }
+    model = ItemItem(**dict(itemitem or {})).fit(cf_input(profile))
+    return Snapshot(as_of, known, profile, cust, target, model)

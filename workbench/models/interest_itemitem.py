@@ -1,0 +1,212 @@
+"""Item-item collaborative filtering on the customer x target matrix ("similar customers bought").
+
+Two closed-form models share the work, so memory stays bounded whatever the catalogue size:
+
+- **EASE** (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data") on the
+  ``max_dense`` targets with the most buyers: ``P = (X'X + lambda I)^-1``,
+  ``B = -P / diag(P)`` with a zero diagonal. This is a dense ``max_dense x max_dense`` matrix
+  (``max_dense = 4000`` is 64 MB in float32; the inversion needs about 4x that, transiently).
+- **Item-item cosine** for every other target (the long tail of products): the ``neighbours``
+  most similar targets per target, ``X'X`` computed one block of columns at a time and pruned,
+  so no dense ``targets x targets`` matrix ever exists. Similarities are shrunk towards zero
+  for targets with few buyers: ``c_ij / (sqrt(n_i n_j) + shrink)``.
+
+A customer's score for target ``j`` is ``x_c . B[:, j]``: a weighted sum over the targets the
+customer bought. The two parts are returned separately because their scales differ; the
+Interested-In blender weighs them with separate coefficients.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import lapack
+
+log = logging.getLogger(__name__)
+
+
+class ItemItem:
+    """EASE on the head of the catalogue, pruned cosine on the tail.
+
+    Parameters
+    ----------
+    l2 : float or None
+        EASE ridge penalty ``lambda``; None = ``l2_share`` times the mean diagonal of ``X'X``
+        (the mean number of buyers per target), floored at 1.
+    l2_share : float
+        Penalty relative to the mean buyers per target when ``l2`` is None.
+    max_dense : int
+        Most targets in the dense EASE block (the rest use cosine neighbours).
+    neighbours : int
+        Cosine neighbours kept per tail target.
+    shrink : float
+        Cosine shrinkage (in buyers).
+    block_cells : int
+        Cells of a ``targets x block`` similarity block computed at once (bounds memory).
+
+    Attributes
+    ----------
+    n_targets_ : int
+        Number of targets (columns of ``X``).
+    dense_index_ : numpy.ndarray
+        Targets in the EASE block (sorted).
+    dense_weights_ : numpy.ndarray
+        EASE weights, ``(len(dense_index_), len(dense_index_))`` float32, zero diagonal.
+    sparse_weights_ : scipy.sparse.csc_matrix
+        ``n_targets x n_targets`` cosine weights; only columns outside the EASE block are set.
+    l2_ : float
+        The EASE penalty used.
+    """
+
+    def __init__(
+        self,
+        l2: float | None = None,
+        l2_share: float = 0.5,
+        max_dense: int = 4000,
+        neighbours: int = 100,
+        shrink: float = 10.0,
+        block_cells: int = 20_000_000,
+    ) -> None:
+        self.l2 = l2
+        self.l2_share = l2_share
+        self.max_dense = max_dense
+        self.neighbours = neighbours
+        self.shrink = shrink
+        self.block_cells = block_cells
+
+    def fit(self, X: sparse.spmatrix) -> ItemItem:
+        """Learn the weights from a customer x target matrix (any non-zero = bought).
+
+        Parameters
+        ----------
+        X : scipy.sparse matrix
+            ``n_customers x n_targets``.
+
+        Returns
+        -------
+        ItemItem
+            self
+        """
+        X = sparse.csc_matrix(X, dtype=np.float64)
+        X.data[:] = 1.0
+        X.eliminate_zeros()
+        n = X.shape[1]
+        buyers = np.diff(X.indptr)
+        self.n_targets_ = n
+        if n <= self.max_dense:
+            dense = np.arange(n)
+        else:
+            dense = np.sort(np.argsort(-buyers, kind="stable")[: self.max_dense])
+        self.dense_index_ = dense.astype(np.int64)
+        self.dense_weights_, self.l2_ = self._ease(X[:, dense])
+        tail = np.setdiff1d(np.arange(n), dense)
+        self.sparse_weights_ = self._cosine(X, buyers, tail)
+        log.info(
+            "item-item: EASE on %d targets (lambda %.1f), cosine on %d targets (%d weights)",
+            len(dense),
+            self.l2_,
+            len(tail),
+            self.sparse_weights_.nnz,
+        )
+        return self
+
+    def _ease(self, Xd: sparse.csc_matrix) -> tuple[np.ndarray, float]:
+        gram = (Xd.T @ Xd).toarray().astype(np.float32)
+        diag = np.diag(gram).astype(np.float64)
+        if len(diag) == 0:
+            return np.zeros((0, 0), np.float32), float(self.l2 or 1.0)
+        l2 = float(self.l2) if self.l2 is not None else max(1.0, self.l2_share * diag.mean())
+        gram[np.diag_indices_from(gram)] += l2
+        precision = _spd_inverse(gram)
+        del gram
+        weights = precision / (-np.diag(precision))[None, :]
+        np.fill_diagonal(weights, 0.0)
+        return weights.astype(np.float32), l2
+
+    def _cosine(
+        self, X: sparse.csc_matrix, buyers: np.ndarray, tail: np.ndarray
+    ) -> sparse.csc_matrix:
+        n = X.shape[1]
+        if len(tail) == 0:
+            return sparse.csc_matrix((n, n), dtype=np.float32)
+        Xt = X.T.tocsr()
+        norm = np.sqrt(np.maximum(buyers, 1)).astype(np.float64)
+        block = max(1, self.block_cells // max(n, 1))
+        k = self.neighbours
+        rows, cols, vals = [], [], []
+        for start in range(0, len(tail), block):
+            cols_b = tail[start : start + block]
+            co = (Xt @ X[:, cols_b]).toarray()
+            co[cols_b, np.arange(len(cols_b))] = 0.0
+            sim = co / (norm[:, None] * norm[cols_b][None, :] + self.shrink)
+            if n > k:
+                top = np.argpartition(-sim, k - 1, axis=0)[:k]
+            else:
+                top = np.broadcast_to(np.arange(n)[:, None], (n, len(cols_b)))
+            val = np.take_along_axis(sim, top, axis=0)
+            keep = val > 0
+            rows.append(top[keep])
+            cols.append(np.broadcast_to(cols_b[None, :], top.shape)[keep])
+            vals.append(val[keep].astype(np.float32))
+        return sparse.csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n, n),
+            dtype=np.float32,
+        )
+
+    def score(
+        self, X: sparse.spmatrix, columns: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of customers (rows of ``X``) for targets ``columns`` (default: all).
+
+        Parameters
+        ----------
+        X : scipy.sparse matrix
+            ``rows x n_targets`` customer input (purchase indicators or weights).
+        columns : numpy.ndarray, optional
+            Target indices to score.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            EASE part and cosine part, each ``rows x len(columns)`` float32 (zero where the
+            part does not cover a target).
+        """
+        X = sparse.csr_matrix(X, dtype=np.float32)
+        n_dense = len(self.dense_index_)
+        if columns is None:
+            cols = np.arange(self.n_targets_)
+        else:
+            cols = np.asarray(columns, dtype=np.int64)
+        where = np.full(self.n_targets_, -1, dtype=np.int64)
+        where[self.dense_index_] = np.arange(n_dense)
+        pos = where[cols]
+        in_dense = pos >= 0
+        dense_out = np.zeros((X.shape[0], len(cols)), dtype=np.float32)
+        Xd = X[:, self.dense_index_] if n_dense < self.n_targets_ else X
+        if Xd.nnz and in_dense.all() and n_dense == len(cols) and (pos == np.arange(n_dense)).all():
+            dense_out[:] = Xd @ self.dense_weights_
+        elif Xd.nnz and in_dense.any():
+            dense_out[:, in_dense] = Xd @ self.dense_weights_[:, pos[in_dense]]
+        sparse_out = np.zeros_like(dense_out)
+        if self.sparse_weights_.nnz and not in_dense.all():
+            tail_cols = cols[~in_dense]
+            sparse_out[:, ~in_dense] = (X @ self.sparse_weights_[:, tail_cols]).toarray()
+        return dense_out, sparse_out
+
+
+def _spd_inverse(gram: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix by Cholesky (float32, else float64)."""
+    for potrf, potri, dtype in (
+        (lapack.spotrf, lapack.spotri, np.float32),
+        (lapack.dpotrf, lapack.dpotri, np.float64),
+    ):
+        chol, info = potrf(gram.astype(dtype, copy=False), lower=False, overwrite_a=False)
+        if info == 0:
+            inv, info = potri(chol, lower=False, overwrite_c=True)
+            if info == 0:
+                upper = np.triu(inv)
+                return upper + np.triu(upper, 1).T
+    raise np.linalg.LinAlgError("the item-item Gram matrix is not positive definite")

@@ -1,0 +1,341 @@
+"""The Interested-In estimator of one level: signals -> calibrated probability of buying a target.
+
+Fitting follows the temporal contract of the run (``H`` = ``horizon_days``):
+
+1. features as of ``as_of - H`` (profiles, item-item model, popularity, activity);
+2. labels: the customer x target purchases in ``(as_of - H, as_of]``;
+3. the :class:`~workbench.models.interest_blend.Blender` learns how to weigh the signals and
+   maps its logit to calibrated probabilities on a sample of that period: up to
+   ``calibration_customers`` customers known at ``as_of - H``, with every target they bought
+   or browsed, every target they bought in the period, and ``negatives`` random other targets
+   (weighted by the inverse sampling rate, so the fit is unbiased);
+4. features are recomputed as of ``as_of`` (the item-item model refitted on all history) and
+   the fitted blender scores them: ``P(buy target within H days after as_of)``.
+
+Nothing after ``as_of`` is read. Scoring is chunked over customers (:meth:`logit_block`), with
+chunk sizes chosen so a dense ``customers x targets`` block stays under ``block_cells`` cells.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from workbench.models import interest_data as idata
+from workbench.models import interest_features as feat
+from workbench.models.interest_blend import Blender
+from workbench.models.interest_catalog import TargetCatalog
+
+log = logging.getLogger(__name__)
+
+
+def chunk_rows(n_targets: int, block_cells: int) -> int:
+    """Customers per dense block of ``n_targets`` columns within ``block_cells`` cells."""
+    return max(1, block_cells // max(n_targets, 1))
+
+
+class InterestModel:
+    """Calibrated probability that a customer buys a target of one level within the horizon.
+
+    Parameters
+    ----------
+    level : str
+        ``product``, ``category``, ``brand`` or ``keyword``.
+    horizon_days : int
+        Prediction horizon (days) and length of the held-out calibration period.
+    calibration_customers : int
+        Most customers sampled for the blender fit.
+    negatives : int
+        Random not-bought targets drawn per sampled customer.
+    event_weights : mapping, optional
+        Weight per event type (default cart 4 > click 2 > search 1.5 > view 1).
+    itemitem : mapping, optional
+        Parameters of :class:`~workbench.models.interest_itemitem.ItemItem`
+        (``max_dense``, ``neighbours``, ``l2``...).
+    C : float or None
+        Inverse L2 penalty of the blender (None = chosen on held-out customers).
+    block_cells : int
+        Largest dense ``customers x targets`` block scored at once.
+    random_state : int
+        Seed of the calibration sample.
+
+    Attributes
+    ----------
+    catalog_ : TargetCatalog
+        Targets.
+    customers_ : pyarrow.Array
+        Customer ids, the row order.
+    blender_ : Blender
+        Fitted signal weights and calibration curve.
+    snapshot_ : Snapshot
+        Features as of ``as_of_`` (what scoring uses).
+    as_of_ : datetime
+        Instant the scores look from.
+    fit_info_ : dict
+        Diagnostics of the fit (sample sizes, held-out log loss and base rate).
+    """
+
+    def __init__(
+        self,
+        level: str,
+        horizon_days: int = 90,
+        *,
+        calibration_customers: int = 20_000,
+        negatives: int = 20,
+        event_weights: Mapping[str, float] | None = None,
+        itemitem: Mapping[str, Any] | None = None,
+        C: float | None = None,
+        block_cells: int = 20_000_000,
+        random_state: int = 0,
+    ) -> None:
+        self.level = level
+        self.horizon_days = horizon_days
+        self.calibration_customers = calibration_customers
+        self.negatives = negatives
+        self.event_weights = event_weights
+        self.itemitem = itemitem
+        self.C = C
+        self.block_cells = block_cells
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        source: idata.InterestSource,
+        catalog: TargetCatalog,
+        customers: pa.Array,
+        as_of: datetime,
+        *,
+        query_map: pd.DataFrame | None = None,
+        known: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> InterestModel:
+        """Fit on the held-out period before ``as_of`` and compute the features as of ``as_of``.
+
+        Parameters
+        ----------
+        source : InterestSource
+            Canonical tables.
+        catalog : TargetCatalog
+            Targets of ``level``.
+        customers : pyarrow.Array
+            Sorted ids of the customers to score.
+        as_of : datetime
+            The instant scores look from; nothing later is read.
+        query_map : pandas.DataFrame, optional
+            Search query -> target matches.
+        known : numpy.ndarray, optional
+            Which customers exist at ``as_of`` (default: all).
+        progress : bool
+            Show progress bars.
+        """
+        as_of = idata.instant(as_of)
+        start = as_of - timedelta(days=self.horizon_days)
+        n = len(customers)
+        known_now = np.ones(n, bool) if known is None else np.asarray(known, bool)
+        known_then = known_now & _known_mask(source, customers, start)
+        kwargs = {
+            "query_map": query_map,
+            "event_weights": self.event_weights,
+            "itemitem": self.itemitem,
+        }
+        snap0 = feat.build_snapshot(source, catalog, customers, known_then, start, **kwargs)
+        labels = idata.to_arrays(
+            idata.label_pairs(source.sales, catalog.product_map, start, as_of),
+            customers,
+            ["target_idx"],
+        )
+        keep = known_then[labels["row"]]
+        rows, cols, weight, y = self._sample(snap0, labels["row"][keep], labels["target_idx"][keep])
+        features, masks = self._sample_features(snap0, rows, cols, progress)
+        self.blender_ = Blender(C=self.C, random_state=self.random_state).fit(
+            features, masks, y, weight, groups=rows
+        )
+        p = self.blender_.probability(self._sample_logit(features, masks))
+        eps = 1e-7
+        logloss = -np.average(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps), weights=weight)
+        self.fit_info_ = {
+            "calibration_period": [start.isoformat(), as_of.isoformat()],
+            "calibration_customers": len(np.unique(rows)),
+            "calibration_rows": len(rows),
+            "calibration_positives": int(y.sum()),
+            "held_out_base_rate": float(np.average(y, weights=weight)),
+            "held_out_mean_prediction": float(np.average(p, weights=weight)),
+            "held_out_log_loss": float(logloss),
+            "itemitem_l2": float(snap0.itemitem.l2_),
+            "itemitem_dense_targets": len(snap0.itemitem.dense_index_),
+            "blender_C": self.blender_.C_,
+        }
+        del snap0
+        self.catalog_ = catalog
+        self.customers_ = customers
+        self.as_of_ = as_of
+        self.snapshot_ = feat.build_snapshot(source, catalog, customers, known_now, as_of, **kwargs)
+        log.info("%s model fitted: %s", self.level, self.fit_info_)
+        return self
+
+    def _sample(
+        self, snap: feat.Snapshot, pos_rows: np.ndarray, pos_cols: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Calibration rows: profile entries, positives and weighted random negatives."""
+        rng = np.random.default_rng(self.random_state)
+        m = snap.profile.n_targets
+        candidates = np.flatnonzero(snap.known)
+        if len(candidates) > self.calibration_customers:
+            candidates = np.sort(rng.choice(candidates, self.calibration_customers, replace=False))
+        chosen = np.zeros(len(snap.known), bool)
+        chosen[candidates] = True
+        prof_rows = snap.profile.rows()
+        sel = chosen[prof_rows]
+        keys_prof = prof_rows[sel].astype(np.int64) * m + snap.profile.indices[sel]
+        psel = chosen[pos_rows]
+        keys_pos = pos_rows[psel].astype(np.int64) * m + pos_cols[psel]
+        special = np.union1d(keys_prof, keys_pos)
+        n_special = np.bincount((special // m).astype(np.int64), minlength=len(chosen))
+        draw_rows = np.repeat(candidates, self.negatives).astype(np.int64)
+        draw_keys = draw_rows * m + rng.integers(0, m, len(draw_rows))
+        fresh = ~np.isin(draw_keys, special)
+        draw_keys, draw_rows = draw_keys[fresh], draw_rows[fresh]
+        kept = np.bincount(draw_rows, minlength=len(chosen))
+        rest = m - n_special
+        w_draw = rest[draw_rows] / np.maximum(kept[draw_rows], 1)
+        keys = np.r_[special, draw_keys]
+        weight = np.r_[np.ones(len(special)), w_draw]
+        y = np.isin(keys, keys_pos).astype(np.int8)
+        return (keys // m).astype(np.int64), (keys % m).astype(np.int64), weight, y
+
+    def _sample_features(
+        self, snap: feat.Snapshot, rows: np.ndarray, cols: np.ndarray, progress: bool
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+        m = snap.profile.n_targets
+        prof = snap.profile
+        pf = feat.pair_features(prof, self.horizon_days)
+        prof_keys = prof.rows().astype(np.int64) * m + prof.indices
+        keys = rows * m + cols
+        at = np.searchsorted(prof_keys, keys)
+        at = np.minimum(at, max(len(prof_keys) - 1, 0))
+        found = prof_keys[at] == keys if len(prof_keys) else np.zeros(len(keys), bool)
+        features: dict[str, np.ndarray] = {}
+        masks: dict[str, np.ndarray | None] = {}
+        for name in feat.PAIR_FEATURES:
+            features[name] = np.where(found, pf[name][at], 0.0).astype(np.float32)
+            masks[name] = found
+        cust = feat.customer_features(snap.customer)
+        for name in feat.CUSTOMER_FEATURES:
+            features[name], masks[name] = cust[name][rows], None
+        tgt = feat.target_features(snap.target)
+        for name in feat.TARGET_FEATURES:
+            features[name], masks[name] = tgt[name][cols], None
+        cf = {name: np.zeros(len(rows), np.float32) for name in feat.CF_FEATURES}
+        uniq = np.unique(rows)
+        step = chunk_rows(m, self.block_cells)
+        for i in tqdm(range(0, len(uniq), step), desc=f"{self.level} sample", disable=not progress):
+            block = uniq[i : i + step]
+            dense, tail = snap.itemitem.score(feat.cf_input(prof.take(block)))
+            at_row = np.searchsorted(block, rows)
+            inside = (at_row < len(block)) & (block[np.minimum(at_row, len(block) - 1)] == rows)
+            cf["cf_dense"][inside] = dense[at_row[inside], cols[inside]]
+            cf["cf_sparse"][inside] = tail[at_row[inside], cols[inside]]
+        for name in feat.CF_FEATURES:
+            features[name], masks[name] = cf[name], None
+        return features, masks
+
+    def _sample_logit(
+        self, features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray | None]
+    ) -> np.ndarray:
+        b = self.blender_
+        logit = np.full(len(next(iter(features.values()))), b.intercept_, np.float64)
+        for name, x in features.items():
+            g = b.shape(name, x)
+            mask = masks.get(name)
+            logit += g if mask is None else np.where(mask, g, 0.0)
+        return logit
+
+    # -------------------------------------------------------------- scoring
+    def logit_block(
+        self, profile: feat.Profile, customer: Mapping[str, np.ndarray], columns: Any = None
+    ) -> np.ndarray:
+        """Blender logits of a block of customers for targets ``columns`` (default all).
+
+        Parameters
+        ----------
+        profile : Profile
+            The customers' profile rows (all their entries).
+        customer : mapping of str to numpy.ndarray
+            Raw customer vectors of the same rows (``orders_decayed``, ...).
+        columns : array-like of int, optional
+            Target indices.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``rows x columns`` float32 logits.
+        """
+        b = self.blender_
+        snap = self.snapshot_
+        m = profile.n_targets
+        cols = np.arange(m) if columns is None else np.asarray(columns, dtype=np.int64)
+        dense, tail = snap.itemitem.score(feat.cf_input(profile), None if columns is None else cols)
+        logit = b.shape("cf_dense", dense)
+        if tail.any():
+            logit += b.shape("cf_sparse", tail)
+        else:
+            logit += b.shape("cf_sparse", np.zeros(1, np.float32))[0]
+        tgt = feat.target_features(snap.target)
+        row_term = np.full(len(cols), b.intercept_, np.float32)
+        for name in feat.TARGET_FEATURES:
+            row_term += b.shape(name, tgt[name][cols])
+        logit += row_term[None, :]
+        cust = feat.customer_features(customer)
+        col_term = np.zeros(profile.n_rows, np.float32)
+        for name in feat.CUSTOMER_FEATURES:
+            col_term += b.shape(name, cust[name])
+        logit += col_term[:, None]
+        if profile.nnz:
+            pf = feat.pair_features(profile, self.horizon_days)
+            contrib = np.zeros(profile.nnz, np.float32)
+            for name in feat.PAIR_FEATURES:
+                contrib += b.shape(name, pf[name])
+            where = np.full(m, -1, np.int64)
+            where[cols] = np.arange(len(cols))
+            pos = where[profile.indices]
+            ok = pos >= 0
+            logit[profile.rows()[ok], pos[ok]] += contrib[ok]
+        return logit
+
+    def iter_blocks(
+        self, columns: Any = None, *, progress: bool = False
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Logits of all customers in row blocks: yields ``(first_row, logits)``."""
+        snap = self.snapshot_
+        ncols = snap.profile.n_targets if columns is None else len(np.atleast_1d(columns))
+        step = chunk_rows(ncols, self.block_cells)
+        n = snap.profile.n_rows
+        for start in tqdm(
+            range(0, n, step), desc=f"score {self.level}", disable=not progress, unit="block"
+        ):
+            stop = min(n, start + step)
+            cust = {k: v[start:stop] for k, v in snap.customer.items()}
+            yield start, self.logit_block(snap.profile.slice(start, stop), cust, columns)
+
+    def predict_proba(self, rows: np.ndarray, columns: Any = None) -> np.ndarray:
+        """Calibrated probabilities of customers ``rows`` for targets ``columns``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        snap = self.snapshot_
+        cust = {k: v[rows] for k, v in snap.customer.items()}
+        return self.blender_.probability(self.logit_block(snap.profile.take(rows), cust, columns))
+
+
+def _known_mask(source: idata.InterestSource, customers: pa.Array, as_of: datetime) -> np.ndarray:
+    """Which of ``customers`` are known at ``as_of`` (dated activity only)."""
+    import pyarrow.compute as pc
+
+    ids = idata.customer_ids(source, as_of, include_undated=False)
+    return pc.is_in(customers, value_set=ids).to_numpy(zero_copy_only=False)
