@@ -175,8 +175,29 @@ class ExportSpec(StrictModel):
     list_id: str | None = None
     audience_id: str | None = None
     account_id: str | None = None
-    api_key_env: str | None = None
-    base_url: str | None = None
+    audience_ids: dict[str, str] | None = Field(
+        None, description="segment -> destination list / audience / user-list id"
+    )
+    api_key_env: str | None = Field(
+        None, description="name of the environment variable holding the secret (never the value)"
+    )
+    base_url: str | None = Field(None, description="API root; set for proxies and test servers")
+    merge_fields: dict[str, str] | None = Field(
+        None, description="Mailchimp merge tag -> customer column (default FNAME, LNAME)"
+    )
+    status_if_new: Literal["subscribed", "transactional", "pending"] | None = Field(
+        None, description="Mailchimp status for new contacts (default: from `subscribed`)"
+    )
+    revision: str = Field("2026-07-15", description="Klaviyo API revision")
+    api_version: str = Field("v25.0", description="Meta Graph API version")
+    account_type: str = Field("GOOGLE_ADS", description="Google Data Manager account type")
+    login_account_id: str | None = Field(None, description="Google manager (login) account")
+    consent: Literal["granted", "denied", "from_subscribed"] | None = Field(
+        None, description="Google consent sent with members (null: not sent)"
+    )
+    default_country: str | None = Field(
+        None, description="ISO country for phones of customers without a country"
+    )
 
 
 class Params(StrictModel):
