@@ -14,7 +14,7 @@ from workbench.models.backends import LifetimesBackend, ScipyBackend
 from workbench.models.clv import BGNBDModel, GammaGammaModel
 from workbench.models.features import customer_features, end_of_day
 from workbench.models.simulate import simulate_bgnbd, simulate_spend
-from workbench.models.summary import spend_statistics, sufficient_statistics
+from workbench.models.summary import coarsen_statistics, spend_statistics, sufficient_statistics
 from workbench.models.value import CustomerValueModel
 
 TRUTH = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}  # alpha in weeks
@@ -150,3 +150,28 @@ def test_synthetic_shop_recovers_planted_parameters(tmp_path):
     gg, planted = model.gamma_gamma_.params_, truth["gamma_gamma"]
     mean_spend = gg["p"] * gg["v"] / (gg["q"] - 1)
     assert mean_spend == pytest.approx(planted["p"] * planted["v"] / (planted["q"] - 1), rel=0.1)
+
+
+def test_coarsened_statistics_bound_the_rows_and_keep_the_fit():
+    """Beyond max_rows, day counts are rounded to a grid: rows bounded, parameters close."""
+    rng = np.random.default_rng(21)
+    T = rng.integers(200, 1100, 20_000).astype(float)
+    d = simulate_bgnbd(20_000, 0.3, 35.0, 0.7, 2.2, T=T, random_state=rng)
+    days = pd.DataFrame(
+        {
+            "frequency": d["frequency"],
+            "repeat_span_days": np.floor(d["recency"]).astype("int64"),
+            "tenure_days": d["T"].astype("int64"),
+        }
+    )
+    exact = sufficient_statistics(days, "days")
+    coarse, how = coarsen_statistics(exact, 8_000, "days")
+    assert len(exact) > 8_000 >= len(coarse) and how == "rounded to 14 days"
+    assert coarse["weight"].sum() == exact["weight"].sum() == 20_000
+    assert (coarse["recency"] <= coarse["T"]).all()
+    same, how = coarsen_statistics(exact, len(exact), "days")
+    assert how == "exact (whole days)" and same is exact
+    a = BGNBDModel(backend="scipy").fit(exact)
+    b = BGNBDModel(backend="scipy").fit(coarse)
+    for name in ("r", "alpha", "a", "b"):
+        assert b.params_[name] == pytest.approx(a.params_[name], rel=0.03), name

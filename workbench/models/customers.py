@@ -68,7 +68,8 @@ class CustomerModels:
     Attributes
     ----------
     table : ibis.Table
-        customers.parquet content (contract columns, then customer attributes).
+        customers.parquet content (contract columns, then customer attributes), sorted by
+        customer_id.
     features : ibis.Table
         All features, scores and labels (a superset of ``table``'s model columns).
     as_of : datetime
@@ -203,6 +204,7 @@ def build_customers(
     attrs = _attributes(customers, columns)
     if attrs is not None:
         table = table.left_join(attrs, "customer_id").drop("customer_id_right")
+    table = table.order_by("customer_id")  # deterministic files, comparable between runs
 
     metrics = {
         "as_of": as_of.isoformat(),

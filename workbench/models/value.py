@@ -19,7 +19,9 @@ import pandas as pd
 from workbench.models.backends import ModelBackend, get_backend
 from workbench.models.clv import BGNBDModel, GammaGammaModel
 from workbench.models.summary import (
+    MAX_FIT_ROWS,
     TimeUnit,
+    coarsen_statistics,
     spend_statistics,
     sufficient_statistics,
     unit_days,
@@ -43,6 +45,9 @@ class CustomerValueModel:
         Model library (``lifetimes`` default, ``scipy`` our own).
     min_customers, min_repeat_customers : int
         Smallest data the BG/NBD is fitted on (see :class:`BGNBDModel`).
+    max_fit_rows : int
+        Most weighted rows the BG/NBD is fitted on; beyond, day counts are rounded to a grid
+        (:func:`workbench.models.summary.coarsen_statistics`), so fitting time is bounded.
     chunk_size : int
         Rows scored at a time.
 
@@ -50,6 +55,10 @@ class CustomerValueModel:
     ----------
     bgnbd_ : BGNBDModel
     gamma_gamma_ : GammaGammaModel
+    bgnbd_grouping_ : str
+        How BG/NBD rows were grouped ("exact (whole days)" or "rounded to k days").
+    exact_rows_ : int
+        Distinct (frequency, recency, T) rows before any rounding.
     spend_grouping_ : str
         How Gamma-Gamma rows were grouped.
     frequency_monetary_corr_ : float
@@ -65,6 +74,7 @@ class CustomerValueModel:
         backend: str | ModelBackend = "lifetimes",
         min_customers: int = 20,
         min_repeat_customers: int = 5,
+        max_fit_rows: int = MAX_FIT_ROWS,
         chunk_size: int = 250_000,
     ) -> None:
         self.horizon_days = horizon_days
@@ -73,6 +83,7 @@ class CustomerValueModel:
         self.backend = backend
         self.min_customers = min_customers
         self.min_repeat_customers = min_repeat_customers
+        self.max_fit_rows = max_fit_rows
         self.chunk_size = chunk_size
 
     @property
@@ -90,6 +101,8 @@ class CustomerValueModel:
             revenue and order_days (e.g. :func:`workbench.models.features.customer_features`).
         """
         stats = sufficient_statistics(summary, self.time_unit)
+        self.exact_rows_ = len(stats)
+        stats, self.bgnbd_grouping_ = coarsen_statistics(stats, self.max_fit_rows, self.time_unit)
         self.bgnbd_ = BGNBDModel(
             self.penalizer,
             self.backend,
@@ -207,6 +220,8 @@ class CustomerValueModel:
                 "customers": bg.n_customers_,
                 "repeat_customers": bg.n_repeat_customers_,
                 "weighted_rows": bg.n_rows_,
+                "distinct_rows": self.exact_rows_,
+                "grouping": self.bgnbd_grouping_,
                 "fit_seconds": round(bg.fit_seconds_, 3),
             },
             "gamma_gamma": {
