@@ -11,13 +11,8 @@ import yaml
 from workbench import config
 from workbench.errors import SegmentSpecError, WorkbenchError
 from workbench.segments.check import check_segment
-from workbench.segments.spec import (
-    load_segment,
-    load_segments,
-    parse_segment,
-    segment_files,
-    to_yaml,
-)
+from workbench.segments.files import load_segment, load_segments, segment_files, to_yaml
+from workbench.segments.spec import parse_segment
 from workbench.segments.testing import tiny_data
 
 DESIGN_EXAMPLE = """

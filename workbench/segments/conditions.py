@@ -2,109 +2,65 @@
 
 A condition is written in a segment file as a one-key mapping ``{<key>: <body>}``. Most bodies
 are mappings of fields; a few take a shorthand (``life_cycle: [lost]``, ``subscribed: true``),
-which fills the condition's :attr:`Condition.shorthand` field. Time windows are relative to the
-run's ``as_of`` (the end of that UTC day): ``within_days: 7`` means the ``as_of`` day and the
-six days before it. See ``docs/segments.md`` for the full list with examples.
+which fills the condition's :attr:`Condition.shorthand` field. This module holds the conditions
+on the customer table (labels, attributes, order details, model scores, dates) and the
+registry :data:`CONDITIONS` of every kind; activity conditions are in
+:mod:`workbench.segments.activity`. See ``docs/segments.md`` for the list with examples.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from workbench.models import behaviour, importance, lifecycle, price
+from workbench.segments.activity import (
+    InterestCondition,
+    NotPurchasedCondition,
+    PurchaseCondition,
+    SearchCondition,
+    SiteActivityCondition,
+    ViewCondition,
+)
+from workbench.segments.base import (
+    Bounds,
+    Condition,
+    IsoDate,
+    Operator,
+    ProductFilter,
+    Scalar,
+    Spec,
+    StrList,
+    Window,
+    _as_list,
+    _plain,
+)
 
 __all__ = [
     "CONDITIONS",
     "AttributeCondition",
+    "Bounds",
     "Condition",
     "DateCondition",
     "InterestCondition",
+    "IsoDate",
     "LabelCondition",
     "MetricCondition",
+    "NotPurchasedCondition",
+    "Operator",
     "ProductFilter",
     "PurchaseCondition",
+    "Scalar",
     "SearchCondition",
     "SiteActivityCondition",
+    "Spec",
+    "StrList",
     "ValuesCondition",
     "ViewCondition",
     "Window",
+    "_plain",
 ]
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _iso_date(value: Any) -> Any:
-    """Accept a date or a ``YYYY-MM-DD`` string; anything else is a clear error."""
-    if isinstance(value, datetime):
-        raise ValueError(f"{value.isoformat()!r} is not a date in the format YYYY-MM-DD")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _ISO_DATE.match(value.strip()):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} is not a date in the format YYYY-MM-DD")
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-
-
-def _as_list(value: Any) -> Any:
-    """A scalar where a list is allowed becomes a one-item list."""
-    if isinstance(value, str | int | float | bool):
-        return [value]
-    return value
-
-
-StrList = Annotated[tuple[str, ...], BeforeValidator(_as_list)]
-
-
-class Spec(BaseModel):
-    """Base of every spec model: frozen, unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Condition(Spec):
-    """A leaf of the ``where`` tree.
-
-    Class attributes
-    ----------------
-    key : str
-        The YAML name (``life_cycle``, ``have_purchased``, ...).
-    shorthand : str or None
-        Field a non-mapping body fills (``life_cycle: [lost]`` -> ``values``).
-    help : str
-        One line for the builder and the docs.
-    """
-
-    key: ClassVar[str] = ""
-    shorthand: ClassVar[str | None] = None
-    help: ClassVar[str] = ""
-
-    def body(self) -> Any:
-        """The YAML body: the shorthand value when the condition has one, else its fields."""
-        data = _plain(self.model_dump(exclude_defaults=True, exclude_none=True))
-        if self.shorthand is not None and set(data) <= {self.shorthand}:
-            return data.get(self.shorthand)
-        return data
-
-
-def _plain(value: Any) -> Any:
-    """Tuples to lists (YAML-safe), recursively."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return int(value)
-    return value
-
 
 # --- labels and fixed-value attributes ---------------------------------------------------------
 
@@ -196,10 +152,6 @@ class SubscribedCondition(Condition):
     def body(self) -> Any:
         """Always the shorthand (``subscribed: true``)."""
         return self.value
-
-
-Operator = Literal["eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "contains", "is_null"]
-Scalar = str | int | float | bool | IsoDate
 
 
 class AttributeCondition(Condition):
@@ -313,42 +265,6 @@ class ExpectedOrdersCondition(MetricCondition):
     help: ClassVar[str] = "Expected orders within the horizon"
 
 
-class Window(Spec):
-    """When something happened, relative to ``as_of`` or between dates (all optional, ANDed).
-
-    ``within_days`` N: in the N days ending on the ``as_of`` day; ``older_than_days`` N: N or
-    more days before ``as_of``; ``since`` / ``until``: on or after / on or before a date;
-    ``before``: strictly before a date.
-    """
-
-    within_days: int | None = Field(None, ge=1)
-    older_than_days: int | None = Field(None, ge=0)
-    since: IsoDate | None = None
-    until: IsoDate | None = None
-    before: IsoDate | None = None
-
-    @model_validator(mode="after")
-    def _window(self) -> Window:
-        if self.until is not None and self.before is not None:
-            raise ValueError("give 'until' (inclusive) or 'before' (exclusive), not both")
-        end = self.until or self.before
-        if self.since is not None and end is not None and self.since > end:
-            raise ValueError(f"impossible window: since {self.since} is after {end}")
-        if self.since is not None and self.before is not None and self.since == self.before:
-            raise ValueError(f"impossible window: since {self.since} and before the same day")
-        if (
-            self.within_days is not None
-            and self.older_than_days is not None
-            and self.older_than_days >= self.within_days
-        ):
-            raise ValueError("impossible window: older_than_days >= within_days")
-        return self
-
-    def has_window(self) -> bool:
-        """Whether any time bound is set."""
-        return any(getattr(self, f) is not None for f in Window.model_fields)
-
-
 class DateCondition(Window, Condition):
     """A customer date column inside a window (at least one bound)."""
 
@@ -383,117 +299,6 @@ class LastActiveCondition(DateCondition):
     key: ClassVar[str] = "last_active"
     column: ClassVar[str] = "last_active_at"
     help: ClassVar[str] = "Last order or site visit within N days, or before / between dates"
-
-
-# --- purchases and web activity ----------------------------------------------------------------
-
-
-class ProductFilter(Spec):
-    """Which products count (all given filters must hold; none = any product).
-
-    ``category`` matches any level of the category path, case-insensitively: ``Kitchen``
-    matches ``Home > Kitchen > Mugs``, and so does ``Home > Kitchen``. ``keyword`` matches a
-    word in the product name. ``attributes`` maps product columns to a value or a list.
-    """
-
-    product: StrList | None = None
-    category: StrList | None = None
-    brand: StrList | None = None
-    keyword: StrList | None = None
-    attributes: dict[str, Scalar | list[Scalar]] | None = None
-
-    def has_product_filter(self) -> bool:
-        """Whether any product filter is set."""
-        return any(getattr(self, f) is not None for f in ProductFilter.model_fields)
-
-
-class Bounds(Spec):
-    """Numeric bounds with comparison operators (e.g. ``{lt: 30}`` = under 30)."""
-
-    gt: float | None = None
-    ge: float | None = None
-    lt: float | None = None
-    le: float | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Bounds:
-        lows = [v for v in (self.gt, self.ge) if v is not None]
-        highs = [v for v in (self.lt, self.le) if v is not None]
-        if not lows and not highs:
-            raise ValueError("give at least one of gt, ge, lt, le")
-        if lows and highs and max(lows) > min(highs):
-            raise ValueError("impossible bounds: the lower bound is above the upper bound")
-        return self
-
-
-class PurchaseCondition(Window, ProductFilter, Condition):
-    """Bought matching items (in a window, at a unit price, at least a quantity)."""
-
-    key: ClassVar[str] = "have_purchased"
-    help: ClassVar[str] = "Bought a product / category / brand / keyword, when, at what price"
-    price: Bounds | None = None
-    min_quantity: float = Field(1.0, gt=0)
-
-
-class NotPurchasedCondition(PurchaseCondition):
-    """The complement of :class:`PurchaseCondition` (same fields)."""
-
-    key: ClassVar[str] = "have_not_purchased"
-    help: ClassVar[str] = "Did not buy a product / category / brand / keyword in a window"
-
-
-EventType = Literal["view", "click", "search", "cart"]
-
-
-class SiteActivityCondition(Window, Condition):
-    """At least ``min_count`` web events (of ``event_types``, default any) in the window."""
-
-    key: ClassVar[str] = "active_on_site"
-    help: ClassVar[str] = "Visited the site (any web event) within N days / between dates"
-    event_types: tuple[EventType, ...] | None = None
-    min_count: int = Field(1, ge=1)
-
-
-class ViewCondition(Window, ProductFilter, Condition):
-    """Viewed (or clicked / carted) matching products at least ``min_count`` times."""
-
-    key: ClassVar[str] = "viewed"
-    help: ClassVar[str] = "Viewed a product / category / brand / keyword on the site"
-    event_types: Annotated[tuple[EventType, ...], BeforeValidator(_as_list)] = ("view",)
-    min_count: int = Field(1, ge=1)
-
-
-class SearchCondition(Window, Condition):
-    """Searched for a text (case-insensitive substring of the query) at least ``min_count``."""
-
-    key: ClassVar[str] = "searched"
-    shorthand: ClassVar[str | None] = "query"
-    help: ClassVar[str] = "Searched the site for a text"
-    query: StrList = Field(min_length=1)
-    min_count: int = Field(1, ge=1)
-
-
-InterestLevel = Literal["product", "category", "brand", "keyword"]
-
-
-class InterestCondition(Condition):
-    """Interested In a target: a calibrated score at least ``min_score``, or in the top share.
-
-    ``top_share: 0.05`` keeps the 5% of customers most likely to buy the target.
-    """
-
-    key: ClassVar[str] = "interested_in"
-    help: ClassVar[str] = "Likely to buy a product / category / brand / keyword (Interested In)"
-    level: InterestLevel
-    target: str = Field(min_length=1)
-    min_score: float | None = Field(None, ge=0.0, le=1.0)
-    top_share: float | None = Field(None, gt=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _one_threshold(self) -> InterestCondition:
-        if (self.min_score is None) == (self.top_share is None):
-            raise ValueError("give exactly one of min_score (0..1) or top_share (0..1]")
-        return self
 
 
 #: Every condition class by its YAML key, in the order the builder lists them.

@@ -29,9 +29,10 @@ from workbench.exports.files import write_exports
 from workbench.segments import analytics
 from workbench.segments.data import SegmentData
 from workbench.segments.evaluate import csv_columns, evaluate_segments, write_csv
+from workbench.segments.files import load_segments
 from workbench.segments.fitted import FittedModels
 from workbench.segments.growth import month_ends, segment_growth
-from workbench.segments.spec import SegmentSpec, load_segments
+from workbench.segments.spec import SegmentSpec
 
 if TYPE_CHECKING:
     import ibis

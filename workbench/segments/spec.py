@@ -14,7 +14,8 @@ docs/segments.md)::
 is parsed by :func:`parse_segment` into a frozen :class:`SegmentSpec`. Every problem is
 reported at once, each with the dotted path of the bad node and what was expected, e.g.
 ``where.all[1].life_cycle: 'slipping' is not one of just_ordered, active, slipping_away, lost``.
-:func:`to_yaml` writes a spec back; parsing its output gives an equal spec.
+:func:`workbench.segments.files.to_yaml` writes a spec back; parsing its output gives an equal
+spec.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from workbench.errors import SegmentSpecError
@@ -39,12 +38,8 @@ __all__ = [
     "SegmentSpec",
     "iter_conditions",
     "iter_paths",
-    "load_segment",
-    "load_segments",
     "parse_segment",
-    "segment_files",
     "to_dict",
-    "to_yaml",
 ]
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -314,70 +309,6 @@ def parse_segment(raw: Any, *, source: str = "segment") -> SegmentSpec:
     )
 
 
-def load_segment(path: str | Path) -> SegmentSpec:
-    """Read and validate one segment file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SegmentSpecError("segment file not found", where=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise SegmentSpecError(
-            f"not valid YAML ({getattr(exc, 'problem', exc)})", where=where
-        ) from None
-    except ValueError as exc:  # YAML reads 2024-13-01 as a date and fails on it
-        raise SegmentSpecError(
-            f"a value cannot be read ({exc})",
-            where=str(path),
-            fix="write dates as YYYY-MM-DD with a valid month and day",
-        ) from None
-    return parse_segment(raw, source=str(path))
-
-
-def segment_files(location: str | Path | list[str] | list[Path]) -> list[Path]:
-    """The segment files ``params.segments`` points at.
-
-    Parameters
-    ----------
-    location : str, Path or list of them
-        A folder (its ``*.yaml`` / ``*.yml`` files, not sub-folders), a file, or a list of both.
-    """
-    items = location if isinstance(location, list) else [location]
-    files: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise SegmentSpecError(
-                "segment file or folder not found",
-                where=str(path),
-                fix="set 'segments:' in the params file to a folder or a list of YAML files",
-            )
-    return files
-
-
-def load_segments(location: str | Path | list[str] | list[Path]) -> list[SegmentSpec]:
-    """Read and validate every segment file of ``location``; names must be unique."""
-    specs: list[SegmentSpec] = []
-    seen: dict[str, Path] = {}
-    for path in segment_files(location):
-        spec = load_segment(path)
-        if spec.name in seen:
-            raise SegmentSpecError(
-                f"segment name {spec.name!r} is also used by {seen[spec.name]}",
-                where=str(path),
-                fix="give every segment a unique name",
-            )
-        seen[spec.name] = path
-        specs.append(spec)
-    return specs
-
-
 # --- writing and walking -----------------------------------------------------------------------
 
 
@@ -400,23 +331,6 @@ def to_dict(spec: SegmentSpec) -> dict[str, Any]:
     out["where"] = node_to_raw(spec.where)
     out["columns"] = list(spec.columns)
     return out
-
-
-class _Dumper(yaml.SafeDumper):
-    """Lists of plain values in flow style (``[vip, loyal]``), the rest in block style."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    flow = all(not isinstance(v, dict | list) for v in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-
-_Dumper.add_representer(list, _represent_list)
-
-
-def to_yaml(spec: SegmentSpec) -> str:
-    """The spec as a segment file; :func:`parse_segment` of it gives an equal spec."""
-    return yaml.dump(to_dict(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def iter_conditions(node: Node) -> Iterator[Condition]:
