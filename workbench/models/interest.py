@@ -223,6 +223,12 @@ def top_k_table(
     Path
         ``run_dir/interest.parquet`` with columns ``customer_id, level, target, score, rank``
         (rank 1 = most likely; scores are calibrated probabilities).
+
+    Notes
+    -----
+    The same pass stores, per level, each customer's expected number of targets bought within
+    the horizon (the sum of the probabilities over all targets), which :func:`score_target`
+    turns into the ``affinity`` column.
     """
     run_dir = Path(run_dir)
     out = run_dir / OUTPUT
@@ -242,10 +248,14 @@ def top_k_table(
             step = chunk_rows(m, block_cells)
             chunks = store.iter_chunks(folder, level, step, customers)
             total = -(-customers.num_rows // step)
+            expected = np.zeros(customers.num_rows, np.float64)
             for start, prof, cust in tqdm(
                 chunks, total=total, desc=f"top {kk} {level}", disable=not progress
             ):
                 logit = model.logit_block(prof, cust)
+                expected[start : start + len(logit)] = model.blender_.probability(logit).sum(
+                    axis=1, dtype=np.float64
+                )
                 top = np.argpartition(-logit, kk - 1, axis=1)[:, :kk]
                 vals = np.take_along_axis(logit, top, axis=1)
                 order = np.argsort(-vals, axis=1, kind="stable")
@@ -267,6 +277,7 @@ def top_k_table(
                         schema=OUTPUT_SCHEMA,
                     )
                 )
+            np.save(folder / level / store.EXPECTED, expected)
     tmp.replace(out)
     return out
 
@@ -321,7 +332,9 @@ def score_target(
     pandas.DataFrame
         ``customer_id``, ``score`` (calibrated probability), ``rank`` (1 = most likely, ties
         broken by the model's logit, then customer order) and ``percentile`` (in (0, 100]:
-        100 = most likely; "top 5%" is ``percentile > 95``), sorted by rank.
+        100 = most likely; "top 5%" is ``percentile > 95``), sorted by rank; plus
+        ``affinity``: the share of the customer's expected purchases at this level that go to
+        the target (interest whatever the customer's overall activity; 0..1).
 
     Raises
     ------
@@ -346,12 +359,17 @@ def score_target(
     order = np.argsort(-logit, kind="stable")
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(1, n + 1)
+    score = model.blender_.probability(logit).astype(np.float64)
     frame = pd.DataFrame(
         {
             "customer_id": customers["customer_id"].to_pandas(),
-            "score": model.blender_.probability(logit).astype(np.float64),
+            "score": score,
             "rank": rank,
             "percentile": 100.0 * (n - rank + 1) / n,
         }
     )
+    expected_path = folder / level / store.EXPECTED
+    if expected_path.exists():
+        expected = np.load(expected_path)
+        frame["affinity"] = np.where(expected > 0, score / np.maximum(expected, 1e-12), 0.0)
     return frame.iloc[order].reset_index(drop=True)

@@ -8,6 +8,7 @@ Layout of ``run_dir/interest_model/`` (no pickles; Parquet, NumPy and JSON only)
     <level>/targets.parquet    target_idx, target, label, buyers, popularity, reach
     <level>/profile.parquet    row, target_idx and the raw profile columns, sorted by row
     <level>/itemitem.npz       EASE block and cosine weights
+    <level>/expected.npy       per customer row: sum of the probabilities over all targets
 
 Scoring reads the profile in row ranges (:func:`iter_chunks`), so memory grows with the
 number of customers only through per-customer vectors, never with customers x targets.
@@ -36,6 +37,8 @@ from workbench.models.interest_model import InterestModel
 MODEL_DIR = "interest_model"
 CUSTOMER_COLUMNS = ("orders_decayed", "order_days", "events_decayed")
 PROFILE_ROW_GROUP = 1_000_000
+#: Per level: expected number of targets bought per customer (written by ``top_k_table``).
+EXPECTED = "expected.npy"
 
 
 def save_customers(folder: Path, customers: pa.Array, vectors: dict[str, np.ndarray]) -> Path:

@@ -1,0 +1,165 @@
+"""Interested In, unit tier: terms, targets, item-item, blender, metrics (pure functions, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from workbench.models.interest_blend import Blender, hat_design, knots_for
+from workbench.models.interest_catalog import category_prefixes
+from workbench.models.interest_features import Profile, erlang2_due, pair_features
+from workbench.models.interest_itemitem import ItemItem
+from workbench.models.interest_metrics import (
+    CustomerAverager,
+    Reliability,
+    column_metrics,
+    topk_rows,
+)
+from workbench.models.interest_terms import match_queries, tokenize
+
+
+def test_tokenize_drops_stop_words_numbers_units_and_folds_plurals():
+    assert tokenize("SET OF 3 CAKE TINS 12cm, Pantry Design") == ["cake", "tin", "pantry"]
+    assert tokenize("Boxes of candies, 500ml glass x12 3pk") == ["box", "candy", "glass"]
+    assert tokenize("CHRISTMAS lights") == ["christmas", "light"]
+    assert tokenize(None) == [] and tokenize("") == []
+
+
+def test_category_prefixes_cover_every_depth():
+    assert category_prefixes("Home > Kitchen > Mugs") == [
+        "Home",
+        "Home > Kitchen",
+        "Home > Kitchen > Mugs",
+    ]
+    assert category_prefixes(" Home>Kitchen ") == ["Home", "Home > Kitchen"]
+    assert category_prefixes(None) == []
+
+
+def test_match_queries_keeps_best_overlapping_targets():
+    terms = pd.DataFrame(
+        {"target_idx": [0, 0, 1, 1, 2], "term": ["red", "mug", "blue", "mug", "red"]}
+    )
+    out = match_queries(["red mug", "mugs", "zzz"], terms, 3, popularity=np.array([1.0, 5.0, 1.0]))
+    assert out[out["query"] == "red mug"][["target_idx", "weight"]].values.tolist() == [[0, 1.0]]
+    mugs = out[out["query"] == "mugs"]
+    assert sorted(mugs["target_idx"]) == [0, 1]
+    assert mugs["weight"].sum() == pytest.approx(1.0)
+    assert "zzz" not in set(out["query"])
+
+
+def test_erlang_due_is_high_for_a_regular_buyer_and_grows_with_horizon():
+    coffee = erlang2_due(np.array([5.0]), np.array([21.0]), 90.0)[0]
+    rare = erlang2_due(np.array([5.0]), np.array([400.0]), 90.0)[0]
+    assert coffee > 0.99 and rare < 0.2
+    short, long = erlang2_due(np.array([10.0, 10.0]), np.array([60.0, 60.0]), np.array([7.0, 90.0]))
+    assert short < long
+
+
+def test_profile_sums_repeats_and_slices_rows():
+    parts = [
+        {
+            "row": np.array([0, 2, 2]),
+            "target_idx": np.array([1, 0, 3]),
+            "own_long": np.array([1.0, 2.0, 1.0]),
+        },
+        {"row": np.array([2]), "target_idx": np.array([0]), "browse_long": np.array([4.0])},
+    ]
+    prof = Profile.from_entries(3, 4, parts)
+    assert prof.indptr.tolist() == [0, 1, 1, 3]
+    assert prof.indices.tolist() == [1, 0, 3]
+    assert prof.values["own_long"].tolist() == [1.0, 2.0, 1.0]
+    assert prof.values["browse_long"].tolist() == [0.0, 4.0, 0.0]
+    sub = prof.take(np.array([2, 0]))
+    assert sub.indptr.tolist() == [0, 2, 3] and sub.indices.tolist() == [0, 3, 1]
+    feats = pair_features(prof, 90)
+    assert feats["own_share"][1:].tolist() == pytest.approx([2 / 3, 1 / 3])
+
+
+def test_ease_matches_the_closed_form_and_cosine_covers_the_tail():
+    rng = np.random.default_rng(0)
+    X = sparse.csr_matrix((rng.random((300, 12)) < 0.3).astype(float))
+    ii = ItemItem(l2=5.0, max_dense=12).fit(X)
+    G = (X.T @ X).toarray() + 5.0 * np.eye(12)
+    P = np.linalg.inv(G)
+    B = -P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0)
+    assert np.allclose(ii.dense_weights_, B, atol=1e-4)
+    dense, tail = ii.score(X[:5])
+    assert np.allclose(dense, X[:5].toarray() @ B, atol=1e-4) and not tail.any()
+    capped = ItemItem(l2=5.0, max_dense=8, neighbours=3).fit(X)
+    assert len(capped.dense_index_) == 8
+    tail_cols = np.setdiff1d(np.arange(12), capped.dense_index_)
+    assert np.diff(capped.sparse_weights_.tocsc().indptr)[tail_cols].max() <= 3
+    d2, t2 = capped.score(X[:5])
+    assert not d2[:, tail_cols].any() and t2[:, tail_cols].any()
+    assert not t2[:, capped.dense_index_].any()
+
+
+def test_blender_learns_a_monotone_shape_and_calibrates():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=20_000)
+    p = 1 / (1 + np.exp(-(2 * x - 3)))
+    y = (rng.random(len(x)) < p).astype(int)
+    b = Blender(random_state=0).fit({"x": x}, {"x": None}, y, np.ones(len(x)))
+    grid = np.linspace(-2, 2, 9)
+    g = b.shape("x", grid)
+    assert np.all(np.diff(g) > 0)
+    logit = b.intercept_ + b.shape("x", x)
+    prob = b.probability(logit)
+    assert prob.mean() == pytest.approx(y.mean(), rel=0.02)
+    restored = Blender.from_dict(b.to_dict())
+    assert np.allclose(restored.probability(logit), prob)
+
+
+def test_hat_basis_reproduces_linear_interpolation():
+    knots = knots_for(np.array([0.0, 1.0, 2.0, 4.0]), (0.0, 0.5, 1.0))
+    r, c, v = hat_design(np.array([0.5, 3.0, 9.0]), knots)
+    design = sparse.csr_matrix((v, (r, c)), shape=(3, len(knots))).toarray()
+    coef = np.array([1.0, 3.0, -1.0])
+    assert np.allclose(design @ coef, np.interp([0.5, 3.0, 9.0], knots, coef))
+
+
+def test_column_metrics_match_sklearn_with_ties():
+    rng = np.random.default_rng(2)
+    s = np.round(rng.random(400), 1)
+    y = rng.random(400) < 0.2
+    out = column_metrics(s, y, rng)
+    assert out["auc"] == pytest.approx(roc_auc_score(y, s))
+    s2 = rng.random(400)
+    assert column_metrics(s2, y, rng)["average_precision"] == pytest.approx(
+        average_precision_score(y, s2)
+    )
+    perfect = column_metrics(y.astype(float), y, rng)
+    assert perfect["auc"] == 1.0 and perfect["lift@5%"] == pytest.approx(1 / y.mean())
+    assert column_metrics(s, np.zeros(400, bool), rng) is None
+
+
+def test_topk_breaks_ties_by_secondary_then_keeps_best_first():
+    rng = np.random.default_rng(3)
+    primary = np.array([[3.0, 1.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    secondary = np.array([0.0, 1.0, 5.0, 2.0, 9.0])
+    assert topk_rows(primary, secondary, None, rng, 3).tolist() == [[0, 2, 3], [4, 2, 3]]
+    excl = np.zeros_like(primary, bool)
+    excl[0, 0] = True
+    assert topk_rows(primary, secondary, excl, rng, 1).tolist() == [[2], [4]]
+
+
+def test_customer_averager_recall_precision_ndcg():
+    acc = CustomerAverager(k=2)
+    top = np.array([[0, 1], [2, 0]])
+    relevant = np.array([[True, False, True], [False, False, False]])
+    acc.add(top, relevant)
+    res = acc.result()
+    assert res["customers"] == 1
+    assert res["recall@2"] == pytest.approx(0.5) and res["precision@2"] == pytest.approx(0.5)
+    assert res["ndcg@2"] == pytest.approx(1.0 / (1.0 + 1.0 / np.log2(3)))
+
+
+def test_reliability_bins_and_brier():
+    rel = Reliability(np.array([0.5]))
+    rel.add(np.array([0.2, 0.2, 0.8, 0.8]), np.array([0, 1, 1, 1]))
+    assert rel.brier() == pytest.approx((0.04 + 0.64 + 0.04 + 0.04) / 4)
+    assert [b["observed"] for b in rel.curve()] == [0.5, 1.0]
