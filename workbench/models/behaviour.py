@@ -107,7 +107,7 @@ class BehaviourModel:
                 "periods together)"
             ),
             "period_days": self.period_days_,
-            "store_share_last_period": round(self.store_share_last_, 5),
+            "store_share_last_period": self.store_share_last_,
             "store_customers": self.n_customers_,
             "z_threshold": self.z_threshold,
             "min_orders": self.min_orders,

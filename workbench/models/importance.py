@@ -114,9 +114,9 @@ class ImportanceModel:
             ),
             "value_basis": self.value_basis_,
             "vip_share": self.vip_share,
-            "vip_threshold": round(self.vip_threshold_, 4),
+            "vip_threshold": self.vip_threshold_,
             "loyal_cv_quantile": self.loyal_cv_quantile,
-            "loyal_cv_threshold": round(self.loyal_cv_threshold_, 4),
+            "loyal_cv_threshold": self.loyal_cv_threshold_,
             "min_order_days_for_cadence": self.min_order_days_for_cadence,
             "cadence_customers": self.n_cadence_customers_,
         }

@@ -159,8 +159,8 @@ class LifeCycleModel:
                 "cv_prior x own mean with prior_intervals pseudo-intervals"
             ),
             "just_ordered_days": self.just_ordered_days,
-            "store_mean_interval_days": round(self.store_mean_interval_days_, 3),
-            "store_sd_interval_days": round(self.store_sd_interval_days_, 3),
+            "store_mean_interval_days": self.store_mean_interval_days_,
+            "store_sd_interval_days": self.store_sd_interval_days_,
             "one_order_active_until_days": round(
                 self.store_mean_interval_days_ + self.active_sd * self.store_sd_interval_days_, 3
             ),
@@ -168,7 +168,7 @@ class LifeCycleModel:
                 self.store_mean_interval_days_ + self.slipping_sd * self.store_sd_interval_days_,
                 3,
             ),
-            "cv_prior": round(self.cv_prior_, 4),
+            "cv_prior": self.cv_prior_,
             "cv_prior_source": self.cv_prior_source_,
             "prior_intervals": self.prior_intervals,
             "intervals_in_store": self.n_intervals_,

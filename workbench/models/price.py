@@ -71,9 +71,9 @@ class PriceSensitivityModel:
                 "log index), else average"
             ),
             "width_sd": self.width_sd,
-            "log_mean": round(self.log_mean_, 5),
-            "log_sd": round(self.log_sd_, 5),
-            "cheap_below": round(self.cheap_below_, 5),
-            "expensive_above": round(self.expensive_above_, 5),
+            "log_mean": self.log_mean_,
+            "log_sd": self.log_sd_,
+            "cheap_below": self.cheap_below_,
+            "expensive_above": self.expensive_above_,
             "customers_with_index": self.n_customers_,
         }
