@@ -24,7 +24,7 @@ def _table(path) -> pd.DataFrame:
             df[col] = df[col].map(
                 lambda v: float(v) if v is not None and hasattr(v, "as_tuple") else v
             )
-    return df.sort_values(list(df.columns)[:4], ignore_index=True)
+    return df.sort_values(list(df.columns), ignore_index=True)
 
 
 def test_duckdb_and_spark_ingest_agree(tmp_path, write_csv, write_params, spark):
