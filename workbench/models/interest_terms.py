@@ -180,20 +180,19 @@ def match_queries(
     pop = np.zeros(n_targets) if popularity is None else np.asarray(popularity, dtype=float)
     tie = 1e-6 * (pop / (pop.max() or 1.0))
     tmat_t = tmat.T.tocsr()
+    position = {term: i for i, term in enumerate(vocab)}
     parts = []
     for start in range(0, len(queries), chunk_size):
         block = list(queries[start : start + chunk_size])
         rows, qcols, qweights = [], [], []
         for i, text in enumerate(block):
-            terms = [t for t in tokenize(text) if t in vocab]
-            if not terms:
+            words = tokenize(text)
+            idx = np.array([position[t] for t in words if t in position], dtype=np.int64)
+            if len(idx) == 0:
                 continue
-            idx = vocab.get_indexer(terms)
             w = idf[idx] / idf[idx].sum()
-            # terms the targets do not carry still count in the denominator
-            unknown = [t for t in tokenize(text) if t not in vocab]
-            if unknown:
-                w = w * len(terms) / (len(terms) + len(unknown))
+            # terms no target carries still count in the denominator
+            w = w * len(idx) / len(words)
             rows.extend([i] * len(idx))
             qcols.extend(idx.tolist())
             qweights.extend(w.tolist())
