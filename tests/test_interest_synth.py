@@ -156,7 +156,9 @@ def test_top_k_table_and_score_target_agree(fitted):
     assert (per["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
     assert top["score"].between(0, 1).all()
     for level in LEVELS:
-        target = top[(top["level"] == level) & (top["rank"] == 1)]["target"].mode()[0]
+        listing = top[top["level"] == level]["target"].value_counts()
+        n_customers = top["customer_id"].nunique()
+        target = (listing - 0.3 * n_customers).abs().idxmin()  # listed by ~30% of customers
         sc = score_target(fitted["run"], level, target)
         n = len(sc)
         assert list(sc.columns[:4]) == ["customer_id", "score", "rank", "percentile"]

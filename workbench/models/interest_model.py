@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from workbench.models import interest_data as idata
 from workbench.models import interest_features as feat
 from workbench.models.interest_blend import Blender
 from workbench.models.interest_catalog import TargetCatalog
+from workbench.models.interest_itemitem import ItemItem
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,10 @@ class InterestModel:
         (``max_dense``, ``neighbours``, ``l2``...).
     C : float or None
         Inverse L2 penalty of the blender (None = chosen on held-out customers).
+    l2_shares : tuple of float
+        EASE penalties (relative to the mean buyers per target) tried when ``itemitem`` sets
+        neither ``l2`` nor ``l2_share``: the one whose item-item score best ranks the
+        calibration period's new-to-target purchases (weighted ROC AUC) is used.
     block_cells : int
         Largest dense ``customers x targets`` block scored at once.
     random_state : int
@@ -92,6 +98,7 @@ class InterestModel:
         event_weights: Mapping[str, float] | None = None,
         itemitem: Mapping[str, Any] | None = None,
         C: float | None = None,
+        l2_shares: tuple[float, ...] = (0.5, 4.0, 30.0),
         block_cells: int = 20_000_000,
         random_state: int = 0,
     ) -> None:
@@ -102,6 +109,7 @@ class InterestModel:
         self.event_weights = event_weights
         self.itemitem = itemitem
         self.C = C
+        self.l2_shares = l2_shares
         self.block_cells = block_cells
         self.random_state = random_state
 
@@ -141,10 +149,14 @@ class InterestModel:
         n = len(customers)
         known_now = np.ones(n, bool) if known is None else np.asarray(known, bool)
         known_then = known_now & _known_mask(source, customers, start)
+        ii_params = dict(self.itemitem or {})
+        tune = not ({"l2", "l2_share"} & set(ii_params)) and len(self.l2_shares) > 1
+        if tune:
+            ii_params["l2_share"] = self.l2_shares[0]
         kwargs = {
             "query_map": query_map,
             "event_weights": self.event_weights,
-            "itemitem": self.itemitem,
+            "itemitem": ii_params,
         }
         snap0 = feat.build_snapshot(source, catalog, customers, known_then, start, **kwargs)
         labels = idata.to_arrays(
@@ -154,7 +166,15 @@ class InterestModel:
         )
         keep = known_then[labels["row"]]
         rows, cols, weight, y = self._sample(snap0, labels["row"][keep], labels["target_idx"][keep])
-        features, masks = self._sample_features(snap0, rows, cols, progress)
+        features, masks = self._sample_features(snap0, rows, cols)
+        self.l2_auc_: dict[str, float] = {}
+        if tune:
+            snap0.itemitem, share, self.l2_auc_ = self._choose_l2(
+                snap0, rows, cols, y, weight, features["bought"], ii_params
+            )
+            kwargs["itemitem"] = {**ii_params, "l2_share": share}
+        features.update(self._sample_cf(snap0, snap0.itemitem, rows, cols, progress))
+        masks.update(dict.fromkeys(feat.CF_FEATURES))
         self.blender_ = Blender(C=self.C, random_state=self.random_state).fit(
             features, masks, y, weight, groups=rows
         )
@@ -171,6 +191,8 @@ class InterestModel:
             "held_out_log_loss": float(logloss),
             "itemitem_l2": float(snap0.itemitem.l2_),
             "itemitem_dense_targets": len(snap0.itemitem.dense_index_),
+            "itemitem_l2_share": kwargs["itemitem"].get("l2_share"),
+            "itemitem_l2_auc": self.l2_auc_,
             "blender_C": self.blender_.C_,
         }
         del snap0
@@ -212,8 +234,9 @@ class InterestModel:
         return (keys // m).astype(np.int64), (keys % m).astype(np.int64), weight, y
 
     def _sample_features(
-        self, snap: feat.Snapshot, rows: np.ndarray, cols: np.ndarray, progress: bool
+        self, snap: feat.Snapshot, rows: np.ndarray, cols: np.ndarray
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+        """Profile, customer and target features of the sample rows (item-item apart)."""
         m = snap.profile.n_targets
         prof = snap.profile
         pf = feat.pair_features(prof, self.horizon_days)
@@ -233,19 +256,60 @@ class InterestModel:
         tgt = feat.target_features(snap.target)
         for name in feat.TARGET_FEATURES:
             features[name], masks[name] = tgt[name][cols], None
+        return features, masks
+
+    def _sample_cf(
+        self,
+        snap: feat.Snapshot,
+        itemitem: ItemItem,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        progress: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Item-item scores of the sample rows (customers scored in dense blocks)."""
+        m = snap.profile.n_targets
         cf = {name: np.zeros(len(rows), np.float32) for name in feat.CF_FEATURES}
         uniq = np.unique(rows)
         step = chunk_rows(m, self.block_cells)
         for i in tqdm(range(0, len(uniq), step), desc=f"{self.level} sample", disable=not progress):
             block = uniq[i : i + step]
-            dense, tail = snap.itemitem.score(feat.cf_input(prof.take(block)))
+            dense, tail = itemitem.score(feat.cf_input(snap.profile.take(block)))
             at_row = np.searchsorted(block, rows)
             inside = (at_row < len(block)) & (block[np.minimum(at_row, len(block) - 1)] == rows)
             cf["cf_dense"][inside] = dense[at_row[inside], cols[inside]]
             cf["cf_sparse"][inside] = tail[at_row[inside], cols[inside]]
-        for name in feat.CF_FEATURES:
-            features[name], masks[name] = cf[name], None
-        return features, masks
+        return cf
+
+    def _choose_l2(
+        self,
+        snap: feat.Snapshot,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray,
+        bought: np.ndarray,
+        params: Mapping[str, Any],
+    ) -> tuple[ItemItem, float, dict[str, float]]:
+        """The EASE penalty whose scores best rank new-to-target purchases of the period."""
+        new = bought == 0
+        fitted = snap.itemitem
+        in_dense = np.isin(cols, fitted.dense_index_)
+        sel = new & in_dense
+        if not (y[sel].any() and (y[sel] == 0).any()):
+            return fitted, float(self.l2_shares[0]), {}
+        scores: dict[str, float] = {}
+        best = (-1.0, fitted, float(self.l2_shares[0]))
+        X = feat.cf_input(snap.profile)
+        for share in self.l2_shares:
+            model = fitted if share == self.l2_shares[0] else None
+            model = model or ItemItem(**{**params, "l2_share": share}).fit(X)
+            cf = self._sample_cf(snap, model, rows[sel], cols[sel])["cf_dense"]
+            auc = float(roc_auc_score(y[sel], cf, sample_weight=weight[sel]))
+            scores[str(share)] = auc
+            if auc > best[0]:
+                best = (auc, model, float(share))
+        log.info("%s item-item penalty: AUC by l2_share %s", self.level, scores)
+        return best[1], best[2], scores
 
     def _sample_logit(
         self, features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray | None]

@@ -71,6 +71,7 @@ def save_model(model: InterestModel, folder: Path) -> Path:
             "event_weights",
             "itemitem",
             "C",
+            "l2_shares",
             "block_cells",
             "random_state",
         )
