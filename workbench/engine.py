@@ -200,11 +200,12 @@ def read_jsonl(con: BaseBackend, path: str | Path) -> ibis.Table:
     return con.read_json(str(path))
 
 
-def write_parquet(expr: ibis.Table, path: str | Path) -> Path:
+def write_parquet(expr: ibis.Table, path: str | Path, *, scratch: bool = False) -> Path:
     """Write a table expression to Parquet, streaming (no full materialisation in Python).
 
     DuckDB writes one file; Spark writes a folder of parts at the same path. Readers in this
-    module and :func:`pyarrow.parquet.read_table` accept both.
+    module and :func:`pyarrow.parquet.read_table` accept both. ``scratch=True`` (intermediate
+    files read once and deleted) trades file size for speed: light compression.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,9 +215,10 @@ def write_parquet(expr: ibis.Table, path: str | Path) -> Path:
         path.unlink()
     backend = expr._find_backend()
     if backend.name == "duckdb":
-        expr.to_parquet(str(path), compression="zstd", row_group_size=250_000)
+        compression = "lz4_raw" if scratch else "zstd"
+        expr.to_parquet(str(path), compression=compression, row_group_size=250_000)
     else:
-        expr.to_parquet(str(path), mode="overwrite")
+        expr.to_parquet(str(path), mode="overwrite", compression="lz4" if scratch else "snappy")
     return path
 
 

@@ -110,7 +110,9 @@ def text(col: ibis.Value) -> ibis.StringValue:
 def parse_id(col: ibis.Value) -> ibis.StringValue:
     """Identifier as a trimmed string; ``"17850.0"`` (an id exported as a float) -> ``"17850"``."""
     s = text(col)
-    return ibis.ifelse(s.re_search(r"^-?[0-9]+\.0+$"), s.left(s.find(".")), s)
+    # the cheap suffix test first: the regex runs only on the few values ending in "0"
+    float_like = s.endswith("0") & s.re_search(r"^-?[0-9]+\.0+$")
+    return ibis.ifelse(float_like, s.left(s.find(".")), s)
 
 
 def _numeric_text(col: ibis.Value) -> ibis.StringValue:
@@ -119,18 +121,22 @@ def _numeric_text(col: ibis.Value) -> ibis.StringValue:
     return ibis.ifelse(both, s.replace(",", ""), s.replace(",", ".")).nullif("")
 
 
+def _parse_numeric(col: ibis.Value, dtype: str) -> ibis.Value:
+    if col.type().is_numeric():
+        return col.cast(dtype)
+    # plain numbers cast directly; only the values that fail go through the text clean-up
+    direct = text(col).try_cast(dtype)
+    return ibis.ifelse(direct.notnull(), direct, _numeric_text(col).try_cast(dtype))
+
+
 def parse_number(col: ibis.Value) -> ibis.FloatingValue:
     """A float from a number or from text such as ``"1,5"``, ``"1,234.50"``, ``" 3 "``."""
-    if col.type().is_numeric():
-        return col.cast("float64")
-    return _numeric_text(col).try_cast("float64")
+    return _parse_numeric(col, "float64")
 
 
 def parse_money(col: ibis.Value) -> ibis.DecimalValue:
     """A decimal amount from a number or text; currency symbols and spaces are ignored."""
-    if col.type().is_numeric():
-        return col.cast(MONEY)
-    return _numeric_text(col).try_cast(MONEY)
+    return _parse_numeric(col, MONEY)
 
 
 def parse_timestamp(

@@ -185,7 +185,7 @@ class Ingestor:
         parsed_path = engine.write_parquet(staged_expr.parsed, self.work / f"{name}.parsed.parquet")
         parsed = engine.read_parquet(self.con, parsed_path)
         stage_path = engine.write_parquet(
-            staged_expr.finish(parsed), self.work / f"{name}.stage.parquet"
+            staged_expr.finish(parsed), self.work / f"{name}.stage.parquet", scratch=True
         )
         staged = engine.read_parquet(self.con, stage_path)
         counts = reason_counts(staged)
