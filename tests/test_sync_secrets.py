@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
+from workbench.secrets import Redactor
 from workbench.sync import SyncError, run_sync
-from workbench.sync.secrets import Redactor
 from workbench.sync.testing import FakeGoogle, FakeKlaviyo, FakeMailchimp, FakeMeta
 from workbench.sync.testing.runfolder import FAST, customers, make_params, write_run
 

@@ -13,7 +13,6 @@ import difflib
 import gzip
 import io
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,13 +264,14 @@ def _stage_query(spec: Source, workdir: Path, table_name: str) -> Path:
     import pyarrow.parquet as pq
     import sqlalchemy as sa
 
-    url = os.environ.get(spec.url_env or "")
-    if not url:
-        raise InputDataError(
-            f"environment variable {spec.url_env!r} holding the database URL is not set",
-            where=f"data.{table_name}.url_env",
-            fix=f"export {spec.url_env}=<url> or put it in the git-ignored .env file",
-        )
+    from workbench.secrets import REDACTOR, resolve_secret
+
+    url = resolve_secret(
+        spec.url_env,
+        where=f"data.{table_name}.url_env",
+        kind="database URL",
+        error=InputDataError,
+    )
     out = workdir / f"{table_name}.query.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = None
@@ -285,7 +285,7 @@ def _stage_query(spec: Source, workdir: Path, table_name: str) -> Path:
                 writer.write_table(batch)
     except sa.exc.SQLAlchemyError as exc:
         raise InputDataError(
-            f"the SQL query failed: {str(exc).splitlines()[0]}",
+            f"the SQL query failed: {REDACTOR.redact(str(exc).splitlines()[0])}",
             where=f"data.{table_name}.query",
             fix="check the query and the database URL (the URL itself is never printed)",
         ) from None

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.secrets import redacting_logs, resolve_secret
 from workbench.sync.base import Destination
 from workbench.sync.csv_routes import CsvRouteDestination
 from workbench.sync.errors import SyncConfigError, SyncError
@@ -24,7 +25,6 @@ from workbench.sync.klaviyo import KlaviyoDestination
 from workbench.sync.mailchimp import MailchimpDestination
 from workbench.sync.meta import MetaDestination
 from workbench.sync.runner import CrashHook, DestinationSync
-from workbench.sync.secrets import redacting_logs, resolve_secret
 from workbench.sync.settings import SyncSettings
 from workbench.sync.state import StateStore
 from workbench.sync.synclog import Journal, write_sync_log
@@ -180,7 +180,12 @@ def run_sync(
         cls.check_config(spec, every)
         secret = None
         if cls.secret_kind and not dry_run:
-            secret = resolve_secret(spec.api_key_env, destination=spec.name, kind=cls.secret_kind)
+            secret = resolve_secret(
+                spec.api_key_env,
+                where=f"exports[{spec.name}].api_key_env",
+                kind=cls.secret_kind,
+                error=SyncConfigError,
+            )
         adapter = cls(spec, settings, secret=secret, run_dir=run_dir, segments=every)
         adapters.append((adapter, chosen))
     state_file = Path(state_path) if state_path else default_state_path(run_dir)

@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
+from workbench.secrets import REDACTOR
 from workbench.sync.errors import ApiError, DestinationUnavailable
 from workbench.sync.retry import CircuitBreaker, RateLimiter, parse_retry_after
-from workbench.sync.secrets import REDACTOR
 from workbench.sync.settings import SyncSettings
 
 log = logging.getLogger(__name__)

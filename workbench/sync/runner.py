@@ -15,11 +15,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from workbench.secrets import REDACTOR
 from workbench.sync.base import BatchResult, Destination, chunks
 from workbench.sync.errors import ApiError, DestinationUnavailable, SyncConfigError
 from workbench.sync.inputs import SyncInputs
 from workbench.sync.plan import Desired, Invalid, Plan, Upsert, diff
-from workbench.sync.secrets import REDACTOR
 from workbench.sync.settings import SyncSettings
 from workbench.sync.state import StateStore
 from workbench.sync.synclog import Journal

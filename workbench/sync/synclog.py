@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workbench.sync.secrets import REDACTOR
+from workbench.secrets import REDACTOR
 
 __all__ = ["OPERATION_COLUMNS", "SUMMARY_COLUMNS", "Journal", "sync_summary", "write_sync_log"]
 

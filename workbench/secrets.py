@@ -1,4 +1,6 @@
-"""Secrets for destinations: read from the environment or a git-ignored ``.env``, never shown.
+"""Secrets (API keys, database URLs): read from the environment or a git-ignored ``.env``.
+
+They are never taken from params, and never printed, logged or written to outputs.
 
 :func:`resolve_secret` looks a variable up in ``os.environ`` first, then in ``.env`` files (the
 project root's, then the working directory's) without modifying the environment.
@@ -20,7 +22,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from workbench import config
-from workbench.sync.errors import SyncConfigError
+from workbench.errors import WorkbenchError
 
 __all__ = ["REDACTOR", "Redactor", "redacting_logs", "resolve_secret"]
 
@@ -104,27 +106,36 @@ def _dotenv_files() -> list[Path]:
     return seen
 
 
-def resolve_secret(variable: str | None, *, destination: str, kind: str) -> str:
+def resolve_secret(
+    variable: str | None,
+    *,
+    where: str,
+    kind: str,
+    error: type[WorkbenchError] = WorkbenchError,
+) -> str:
     """The value of the environment variable ``variable`` (or of that key in ``.env``).
+
+    The value is registered with :data:`REDACTOR`, so it is masked wherever it could surface.
 
     Parameters
     ----------
     variable : str or None
-        Name of the variable (``ExportSpec.api_key_env``).
-    destination : str
-        Export name, for the error message.
+        Name of the variable (e.g. ``ExportSpec.api_key_env``).
+    where : str
+        The params key naming the variable, for the error message.
     kind : str
         What the secret is (``"Mailchimp API key"``), for the error message.
+    error : type
+        The :class:`WorkbenchError` subclass to raise.
 
     Raises
     ------
-    SyncConfigError
+    WorkbenchError
         When no variable is configured or it is unset / empty. The message names the
         variable, never a value.
     """
-    where = f"exports[{destination}].api_key_env"
     if not variable:
-        raise SyncConfigError(
+        raise error(
             f"no environment variable is configured for the {kind}",
             where=where,
             fix="set api_key_env to the name of an environment variable holding the secret",
@@ -136,7 +147,7 @@ def resolve_secret(variable: str | None, *, destination: str, kind: str) -> str:
             if value:
                 break
     if not value:
-        raise SyncConfigError(
+        raise error(
             f"environment variable {variable} (the {kind}) is not set",
             where=where,
             fix=f"export {variable}=... in the shell, or add a line {variable}=... to the "
