@@ -13,7 +13,7 @@ Outcome of :meth:`ApiClient.request`:
 - any other status: :class:`~workbench.sync.errors.ApiError` at once (not retried).
 
 Messages never contain secrets: URLs are reduced to their path and every text goes through
-:data:`~workbench.sync.secrets.REDACTOR`.
+:data:`~workbench.secrets.REDACTOR`.
 """
 
 from __future__ import annotations
