@@ -238,3 +238,32 @@ def test_nothing_after_the_cutoff_enters_features_or_calibration(shop, tmp_path)
     pd.testing.assert_frame_equal(
         score_target(clean, "brand", brand), score_target(poisoned, "brand", brand)
     )
+
+
+def test_candidate_top_k_equals_dense_top_k_for_a_large_catalogue(shop):
+    """Products beyond the EASE block: candidates give exactly the dense top-k."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest import fit_levels
+    from workbench.models.interest_topk import TopK
+
+    source = idata.InterestSource.from_run_dir(engine.connect("duckdb"), shop["run"])
+    as_of = idata.instant(source.last_order_at().date())
+    customers = idata.customer_ids(source, as_of)
+    params = {"itemitem": {"max_dense": 400, "l2_share": 4.0}, "calibration_customers": 800}
+    model = fit_levels(source, ["product"], as_of, HORIZON, customers, model_params=params)[
+        "product"
+    ]
+    ranker = TopK(model, 10)
+    assert not ranker.dense and len(ranker.tail) > 2000
+    assert model.snapshot_.itemitem.dense_weights_.shape == (400, 400)
+    snap = model.snapshot_
+    prof = snap.profile.slice(0, 500)
+    cust = {k: v[:500] for k, v in snap.customer.items()}
+    top, vals, expected = ranker.block(prof, cust)
+    logit = model.logit_block(prof, cust)
+    best = np.sort(logit, axis=1)[:, ::-1][:, :10]
+    assert np.allclose(vals, best, atol=1e-5)
+    assert np.allclose(np.take_along_axis(logit, top, axis=1), vals, atol=1e-5)
+    full = model.blender_.probability(logit).sum(axis=1, dtype=np.float64)
+    assert np.allclose(expected, full, rtol=0.01)

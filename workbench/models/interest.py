@@ -46,6 +46,7 @@ from workbench.models.interest_catalog import (
 )
 from workbench.models.interest_model import InterestModel, chunk_rows
 from workbench.models.interest_terms import match_queries
+from workbench.models.interest_topk import TopK
 
 if TYPE_CHECKING:
     from ibis.backends import BaseBackend
@@ -244,24 +245,18 @@ def top_k_table(
             model = store.load_model(folder, level)
             targets = pa.array(model.catalog_.targets.astype(str), pa.string())
             m = len(targets)
-            kk = min(k, m)
-            step = chunk_rows(m, block_cells)
+            ranker = TopK(model, k)
+            kk = ranker.k
+            step = chunk_rows(len(ranker.head) if not ranker.dense else m, block_cells)
             chunks = store.iter_chunks(folder, level, step, customers)
             total = -(-customers.num_rows // step)
             expected = np.zeros(customers.num_rows, np.float64)
             for start, prof, cust in tqdm(
                 chunks, total=total, desc=f"top {kk} {level}", disable=not progress
             ):
-                logit = model.logit_block(prof, cust)
-                expected[start : start + len(logit)] = model.blender_.probability(logit).sum(
-                    axis=1, dtype=np.float64
-                )
-                top = np.argpartition(-logit, kk - 1, axis=1)[:, :kk]
-                vals = np.take_along_axis(logit, top, axis=1)
-                order = np.argsort(-vals, axis=1, kind="stable")
-                top = np.take_along_axis(top, order, axis=1)
-                vals = np.take_along_axis(vals, order, axis=1)
+                top, vals, exp = ranker.block(prof, cust)
                 n = len(top)
+                expected[start : start + n] = exp
                 rows = np.repeat(np.arange(start, start + n), kk)
                 writer.write_table(
                     pa.table(

@@ -31,16 +31,13 @@ from tqdm.auto import tqdm
 
 from workbench.models import interest_data as idata
 from workbench.models import interest_features as feat
+from workbench.models import interest_sampling as sampling
 from workbench.models.interest_blend import Blender
 from workbench.models.interest_catalog import TargetCatalog
 from workbench.models.interest_itemitem import ItemItem
+from workbench.models.interest_sampling import chunk_rows
 
 log = logging.getLogger(__name__)
-
-
-def chunk_rows(n_targets: int, block_cells: int) -> int:
-    """Customers per dense block of ``n_targets`` columns within ``block_cells`` cells."""
-    return max(1, block_cells // max(n_targets, 1))
 
 
 class InterestModel:
@@ -165,15 +162,32 @@ class InterestModel:
             ["target_idx"],
         )
         keep = known_then[labels["row"]]
-        rows, cols, weight, y = self._sample(snap0, labels["row"][keep], labels["target_idx"][keep])
-        features, masks = self._sample_features(snap0, rows, cols)
+        rows, cols, weight, y = sampling.calibration_sample(
+            snap0,
+            labels["row"][keep],
+            labels["target_idx"][keep],
+            customers=self.calibration_customers,
+            negatives=self.negatives,
+            rng=np.random.default_rng(self.random_state),
+        )
+        features, masks = sampling.sample_features(snap0, rows, cols, self.horizon_days)
         self.l2_auc_: dict[str, float] = {}
         if tune:
             snap0.itemitem, share, self.l2_auc_ = self._choose_l2(
                 snap0, rows, cols, y, weight, features["bought"], ii_params
             )
             kwargs["itemitem"] = {**ii_params, "l2_share": share}
-        features.update(self._sample_cf(snap0, snap0.itemitem, rows, cols, progress))
+        features.update(
+            sampling.sample_cf(
+                snap0,
+                snap0.itemitem,
+                rows,
+                cols,
+                block_cells=self.block_cells,
+                desc=f"{self.level} sample",
+                progress=progress,
+            )
+        )
         masks.update(dict.fromkeys(feat.CF_FEATURES))
         self.blender_ = Blender(C=self.C, random_state=self.random_state).fit(
             features, masks, y, weight, groups=rows
@@ -203,83 +217,6 @@ class InterestModel:
         log.info("%s model fitted: %s", self.level, self.fit_info_)
         return self
 
-    def _sample(
-        self, snap: feat.Snapshot, pos_rows: np.ndarray, pos_cols: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Calibration rows: profile entries, positives and weighted random negatives."""
-        rng = np.random.default_rng(self.random_state)
-        m = snap.profile.n_targets
-        candidates = np.flatnonzero(snap.known)
-        if len(candidates) > self.calibration_customers:
-            candidates = np.sort(rng.choice(candidates, self.calibration_customers, replace=False))
-        chosen = np.zeros(len(snap.known), bool)
-        chosen[candidates] = True
-        prof_rows = snap.profile.rows()
-        sel = chosen[prof_rows]
-        keys_prof = prof_rows[sel].astype(np.int64) * m + snap.profile.indices[sel]
-        psel = chosen[pos_rows]
-        keys_pos = pos_rows[psel].astype(np.int64) * m + pos_cols[psel]
-        special = np.union1d(keys_prof, keys_pos)
-        n_special = np.bincount((special // m).astype(np.int64), minlength=len(chosen))
-        draw_rows = np.repeat(candidates, self.negatives).astype(np.int64)
-        draw_keys = draw_rows * m + rng.integers(0, m, len(draw_rows))
-        fresh = ~np.isin(draw_keys, special)
-        draw_keys, draw_rows = draw_keys[fresh], draw_rows[fresh]
-        kept = np.bincount(draw_rows, minlength=len(chosen))
-        rest = m - n_special
-        w_draw = rest[draw_rows] / np.maximum(kept[draw_rows], 1)
-        keys = np.r_[special, draw_keys]
-        weight = np.r_[np.ones(len(special)), w_draw]
-        y = np.isin(keys, keys_pos).astype(np.int8)
-        return (keys // m).astype(np.int64), (keys % m).astype(np.int64), weight, y
-
-    def _sample_features(
-        self, snap: feat.Snapshot, rows: np.ndarray, cols: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
-        """Profile, customer and target features of the sample rows (item-item apart)."""
-        m = snap.profile.n_targets
-        prof = snap.profile
-        pf = feat.pair_features(prof, self.horizon_days)
-        prof_keys = prof.rows().astype(np.int64) * m + prof.indices
-        keys = rows * m + cols
-        at = np.searchsorted(prof_keys, keys)
-        at = np.minimum(at, max(len(prof_keys) - 1, 0))
-        found = prof_keys[at] == keys if len(prof_keys) else np.zeros(len(keys), bool)
-        features: dict[str, np.ndarray] = {}
-        masks: dict[str, np.ndarray | None] = {}
-        for name in feat.PAIR_FEATURES:
-            features[name] = np.where(found, pf[name][at], 0.0).astype(np.float32)
-            masks[name] = found
-        cust = feat.customer_features(snap.customer)
-        for name in feat.CUSTOMER_FEATURES:
-            features[name], masks[name] = cust[name][rows], None
-        tgt = feat.target_features(snap.target)
-        for name in feat.TARGET_FEATURES:
-            features[name], masks[name] = tgt[name][cols], None
-        return features, masks
-
-    def _sample_cf(
-        self,
-        snap: feat.Snapshot,
-        itemitem: ItemItem,
-        rows: np.ndarray,
-        cols: np.ndarray,
-        progress: bool = False,
-    ) -> dict[str, np.ndarray]:
-        """Item-item scores of the sample rows (customers scored in dense blocks)."""
-        m = snap.profile.n_targets
-        cf = {name: np.zeros(len(rows), np.float32) for name in feat.CF_FEATURES}
-        uniq = np.unique(rows)
-        step = chunk_rows(m, self.block_cells)
-        for i in tqdm(range(0, len(uniq), step), desc=f"{self.level} sample", disable=not progress):
-            block = uniq[i : i + step]
-            dense, tail = itemitem.score(feat.cf_input(snap.profile.take(block)))
-            at_row = np.searchsorted(block, rows)
-            inside = (at_row < len(block)) & (block[np.minimum(at_row, len(block) - 1)] == rows)
-            cf["cf_dense"][inside] = dense[at_row[inside], cols[inside]]
-            cf["cf_sparse"][inside] = tail[at_row[inside], cols[inside]]
-        return cf
-
     def _choose_l2(
         self,
         snap: feat.Snapshot,
@@ -303,7 +240,9 @@ class InterestModel:
         for share in self.l2_shares:
             model = fitted if share == self.l2_shares[0] else None
             model = model or ItemItem(**{**params, "l2_share": share}).fit(X)
-            cf = self._sample_cf(snap, model, rows[sel], cols[sel])["cf_dense"]
+            cf = sampling.sample_cf(
+                snap, model, rows[sel], cols[sel], block_cells=self.block_cells
+            )["cf_dense"]
             auc = float(roc_auc_score(y[sel], cf, sample_weight=weight[sel]))
             scores[str(share)] = auc
             if auc > best[0]:
@@ -343,36 +282,52 @@ class InterestModel:
             ``rows x columns`` float32 logits.
         """
         b = self.blender_
-        snap = self.snapshot_
         m = profile.n_targets
         cols = np.arange(m) if columns is None else np.asarray(columns, dtype=np.int64)
-        dense, tail = snap.itemitem.score(feat.cf_input(profile), None if columns is None else cols)
+        ii = self.snapshot_.itemitem
+        dense, tail = ii.score(feat.cf_input(profile), None if columns is None else cols)
         logit = b.shape("cf_dense", dense)
         if tail.any():
             logit += b.shape("cf_sparse", tail)
         else:
             logit += b.shape("cf_sparse", np.zeros(1, np.float32))[0]
-        tgt = feat.target_features(snap.target)
-        row_term = np.full(len(cols), b.intercept_, np.float32)
-        for name in feat.TARGET_FEATURES:
-            row_term += b.shape(name, tgt[name][cols])
-        logit += row_term[None, :]
-        cust = feat.customer_features(customer)
-        col_term = np.zeros(profile.n_rows, np.float32)
-        for name in feat.CUSTOMER_FEATURES:
-            col_term += b.shape(name, cust[name])
-        logit += col_term[:, None]
+        logit += self.target_terms(cols)[None, :]
+        logit += self.customer_terms(customer)[:, None]
         if profile.nnz:
-            pf = feat.pair_features(profile, self.horizon_days)
-            contrib = np.zeros(profile.nnz, np.float32)
-            for name in feat.PAIR_FEATURES:
-                contrib += b.shape(name, pf[name])
+            contrib = self.pair_terms(profile)
             where = np.full(m, -1, np.int64)
             where[cols] = np.arange(len(cols))
             pos = where[profile.indices]
             ok = pos >= 0
             logit[profile.rows()[ok], pos[ok]] += contrib[ok]
         return logit
+
+    def target_terms(self, columns: np.ndarray) -> np.ndarray:
+        """Intercept plus the target features' contributions, per target (float32)."""
+        b = self.blender_
+        tgt = feat.target_features(self.snapshot_.target)
+        out = np.full(len(columns), b.intercept_, np.float32)
+        for name in feat.TARGET_FEATURES:
+            out += b.shape(name, tgt[name][columns])
+        return out
+
+    def customer_terms(self, customer: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The customer features' contributions, per customer row (float32)."""
+        b = self.blender_
+        cust = feat.customer_features(customer)
+        out = np.zeros(len(cust["activity"]), np.float32)
+        for name in feat.CUSTOMER_FEATURES:
+            out += b.shape(name, cust[name])
+        return out
+
+    def pair_terms(self, profile: feat.Profile) -> np.ndarray:
+        """The profile features' contributions, per profile entry (float32)."""
+        b = self.blender_
+        pf = feat.pair_features(profile, self.horizon_days)
+        out = np.zeros(profile.nnz, np.float32)
+        for name in feat.PAIR_FEATURES:
+            out += b.shape(name, pf[name])
+        return out
 
     def iter_blocks(
         self, columns: Any = None, *, progress: bool = False

@@ -1,0 +1,125 @@
+"""The calibration sample of the Interested-In blender and its features.
+
+The held-out period has ``customers x targets`` pairs, far too many to fit on. The sample
+keeps, for up to ``calibration_customers`` customers known at the start of the period, every
+target they bought or browsed before it and every target they bought in it (weight 1), plus
+``negatives`` random other targets each, weighted by the inverse of their sampling rate so that
+weighted sums over the sample estimate sums over all pairs without bias.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from workbench.models import interest_features as feat
+from workbench.models.interest_itemitem import ItemItem
+
+
+def chunk_rows(n_targets: int, block_cells: int) -> int:
+    """Customers per dense block of ``n_targets`` columns within ``block_cells`` cells."""
+    return max(1, block_cells // max(n_targets, 1))
+
+
+def calibration_sample(
+    snap: feat.Snapshot,
+    pos_rows: np.ndarray,
+    pos_cols: np.ndarray,
+    *,
+    customers: int,
+    negatives: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns, weights and labels of the calibration sample.
+
+    Parameters
+    ----------
+    snap : Snapshot
+        Features at the start of the held-out period.
+    pos_rows, pos_cols : numpy.ndarray
+        Customer x target pairs bought in the period.
+    customers : int
+        Most customers sampled (uniformly among those known).
+    negatives : int
+        Random targets drawn per customer.
+    rng : numpy.random.Generator
+        Random stream.
+    """
+    m = snap.profile.n_targets
+    candidates = np.flatnonzero(snap.known)
+    if len(candidates) > customers:
+        candidates = np.sort(rng.choice(candidates, customers, replace=False))
+    chosen = np.zeros(len(snap.known), bool)
+    chosen[candidates] = True
+    prof_rows = snap.profile.rows()
+    sel = chosen[prof_rows]
+    keys_prof = prof_rows[sel].astype(np.int64) * m + snap.profile.indices[sel]
+    psel = chosen[pos_rows]
+    keys_pos = pos_rows[psel].astype(np.int64) * m + pos_cols[psel]
+    special = np.union1d(keys_prof, keys_pos)
+    n_special = np.bincount((special // m).astype(np.int64), minlength=len(chosen))
+    draw_rows = np.repeat(candidates, negatives).astype(np.int64)
+    draw_keys = draw_rows * m + rng.integers(0, m, len(draw_rows))
+    fresh = ~np.isin(draw_keys, special)
+    draw_keys, draw_rows = draw_keys[fresh], draw_rows[fresh]
+    kept = np.bincount(draw_rows, minlength=len(chosen))
+    rest = m - n_special
+    w_draw = rest[draw_rows] / np.maximum(kept[draw_rows], 1)
+    keys = np.r_[special, draw_keys]
+    weight = np.r_[np.ones(len(special)), w_draw]
+    y = np.isin(keys, keys_pos).astype(np.int8)
+    return (keys // m).astype(np.int64), (keys % m).astype(np.int64), weight, y
+
+
+def sample_features(
+    snap: feat.Snapshot, rows: np.ndarray, cols: np.ndarray, horizon_days: float
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+    """Profile, customer and target features of the sample pairs (item-item apart).
+
+    Returns the features and, per feature, the rows where it applies (None = all rows).
+    """
+    m = snap.profile.n_targets
+    prof = snap.profile
+    pf = feat.pair_features(prof, horizon_days)
+    prof_keys = prof.rows().astype(np.int64) * m + prof.indices
+    keys = rows * m + cols
+    at = np.searchsorted(prof_keys, keys)
+    at = np.minimum(at, max(len(prof_keys) - 1, 0))
+    found = prof_keys[at] == keys if len(prof_keys) else np.zeros(len(keys), bool)
+    features: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray | None] = {}
+    for name in feat.PAIR_FEATURES:
+        features[name] = np.where(found, pf[name][at], 0.0).astype(np.float32)
+        masks[name] = found
+    cust = feat.customer_features(snap.customer)
+    for name in feat.CUSTOMER_FEATURES:
+        features[name], masks[name] = cust[name][rows], None
+    tgt = feat.target_features(snap.target)
+    for name in feat.TARGET_FEATURES:
+        features[name], masks[name] = tgt[name][cols], None
+    return features, masks
+
+
+def sample_cf(
+    snap: feat.Snapshot,
+    itemitem: ItemItem,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    block_cells: int,
+    desc: str = "sample",
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Item-item scores of the sample pairs (customers scored in dense blocks)."""
+    m = snap.profile.n_targets
+    cf = {name: np.zeros(len(rows), np.float32) for name in feat.CF_FEATURES}
+    uniq = np.unique(rows)
+    step = chunk_rows(m, block_cells)
+    for i in tqdm(range(0, len(uniq), step), desc=desc, disable=not progress):
+        block = uniq[i : i + step]
+        dense, tail = itemitem.score(feat.cf_input(snap.profile.take(block)))
+        at_row = np.searchsorted(block, rows)
+        inside = (at_row < len(block)) & (block[np.minimum(at_row, len(block) - 1)] == rows)
+        cf["cf_dense"][inside] = dense[at_row[inside], cols[inside]]
+        cf["cf_sparse"][inside] = tail[at_row[inside], cols[inside]]
+    return cf
