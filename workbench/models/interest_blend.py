@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from scipy import sparse
+from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
@@ -74,7 +75,7 @@ def balanced_weights(y: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
     return out
 
 
-class Blender:
+class Blender(BaseEstimator):
     """Additive piecewise-linear logistic model with isotonic calibration.
 
     Parameters

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -326,8 +326,3 @@ def summary_table(result: Mapping[str, Any]) -> list[dict[str, Any]]:
             for subset, values in subsets.items():
                 rows.append({"level": level, "subset": subset, "scorer": scorer, **values})
     return rows
-
-
-def as_of_for_report(as_of: datetime, horizon_days: int) -> date:
-    """The cutoff a normal run evaluates at: ``as_of - horizon`` (a date)."""
-    return (idata.instant(as_of) - timedelta(days=horizon_days)).date()

@@ -23,11 +23,12 @@ import logging
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
+from sklearn.base import BaseEstimator
 
 log = logging.getLogger(__name__)
 
 
-class ItemItem:
+class ItemItem(BaseEstimator):
     """EASE on the head of the catalogue, pruned cosine on the tail.
 
     Parameters

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
@@ -40,7 +41,7 @@ from workbench.models.interest_sampling import chunk_rows
 log = logging.getLogger(__name__)
 
 
-class InterestModel:
+class InterestModel(BaseEstimator):
     """Calibrated probability that a customer buys a target of one level within the horizon.
 
     Parameters
