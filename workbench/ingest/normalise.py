@@ -65,10 +65,11 @@ REASON_TEXT = {
 class Staged:
     """A normalised table before it is split into clean rows and quarantine.
 
-    Normalisation runs in two passes so that every value is parsed once: ``parsed`` holds the
-    parsed canonical columns and the raw strings (write it out), and ``finish`` turns that
-    written table into the staged one: derived columns plus ``_reason``, the first reason the
-    row cannot be used (NULL for a good row). Nothing is dropped here.
+    The expression is built in two steps so that every value is parsed by one expression:
+    ``parsed`` holds the parsed canonical columns and the raw strings, and ``finish`` adds the
+    derived columns and ``_reason``, the first reason the row cannot be used (NULL for a good
+    row). :attr:`table` chains them; the engine evaluates that in a single pass (measured
+    faster on DuckDB than materialising ``parsed`` first). Nothing is dropped here.
 
     Attributes
     ----------

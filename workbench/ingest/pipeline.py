@@ -182,10 +182,8 @@ class Ingestor:
         spec = getattr(self.params.data, name)
         opened = open_source(self.con, name, spec, TABLES[name], self.work)
         staged_expr = nz.normalise(name, opened, spec, self.params.currency)
-        parsed_path = engine.write_parquet(staged_expr.parsed, self.work / f"{name}.parsed.parquet")
-        parsed = engine.read_parquet(self.con, parsed_path)
         stage_path = engine.write_parquet(
-            staged_expr.finish(parsed), self.work / f"{name}.stage.parquet", scratch=True
+            staged_expr.table, self.work / f"{name}.stage.parquet", scratch=True
         )
         staged = engine.read_parquet(self.con, stage_path)
         counts = reason_counts(staged)
