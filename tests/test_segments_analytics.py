@@ -149,8 +149,16 @@ def test_from_metrics_needs_every_section():
 
 
 @pytest.mark.spark
-def test_analytics_on_spark_match_duckdb(spark, duck):
+def test_analytics_and_growth_on_spark_match_duckdb(spark, duck, fitted):
     on_spark = tiny_data(ibis.pyspark.connect(spark))
+    recent = parse_segment({"name": "recent", "where": {"have_purchased": {"within_days": 31}}})
+    growth_specs = [*SPECS[:2], recent]
+    points = month_ends(AS_OF, 3)
+    pd.testing.assert_frame_equal(
+        segment_growth(growth_specs, on_spark, fitted, points),
+        segment_growth(growth_specs, duck, fitted, points),
+        check_dtype=False,
+    )
     members = pa.Table.from_pandas(evaluate_segments(SPECS, duck).to_pandas())
     frames = []
     for data in (duck, on_spark):
@@ -164,3 +172,59 @@ def test_analytics_on_spark_match_duckdb(spark, duck):
         )
     for a, b in zip(*frames, strict=True):
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def _random_shop(n_customers: int = 150, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Orders (multi-line orders, returns, several orders a day) and events, at random."""
+    rng = np.random.default_rng(seed)
+    rows, events = [], []
+    start = pd.Timestamp("2023-01-01", tz="UTC")
+    for c in range(n_customers):
+        for o in range(rng.integers(1, 8)):
+            when = start + pd.Timedelta(minutes=int(rng.integers(0, 560 * 24 * 60)))
+            for line in range(rng.integers(1, 4)):
+                qty = float(rng.integers(1, 4))
+                ret = bool(rng.random() < 0.08)
+                price = float(rng.choice([2.5, 9.99, 25.0, 40.0]) * rng.uniform(0.8, 1.2))
+                rows.append((f"o{c}_{o}", f"C{c:03d}", when, f"P{rng.integers(0, 12)}",
+                             -qty if ret else qty, price, ret, line))  # fmt: skip
+        for _ in range(rng.integers(0, 5)):
+            when = start + pd.Timedelta(minutes=int(rng.integers(0, 580 * 24 * 60)))
+            events.append((f"C{c:03d}", when, "view", "P1", None))
+    orders = pd.DataFrame(
+        rows,
+        columns=["order_id", "customer_id", "ordered_at", "product_id", "quantity",
+                 "unit_price", "is_return", "line_no"],
+    )  # fmt: skip
+    orders["revenue"] = orders["quantity"] * orders["unit_price"]
+    orders["product_category"] = "Cat " + orders["product_id"].str[-1]
+    ev = pd.DataFrame(events, columns=["customer_id", "occurred_at", "event_type", "product_id",
+                                       "query"])  # fmt: skip
+    ev["query"] = ev["query"].astype("string")
+    return orders, ev
+
+
+@pytest.mark.parametrize("reference", ["product", "category"])
+def test_snapshot_features_equal_the_models_features_at_each_point(reference):
+    from workbench.models.features import customer_features, period_order_counts
+    from workbench.segments.snapshots import snapshot_features
+
+    con = ibis.duckdb.connect()
+    orders_df, events_df = _random_shop()
+    orders, events = upload(con, orders_df, "o"), upload(con, events_df, "e")
+    points = month_ends(datetime(2024, 7, 10, 23, 59, 59, 999999, tzinfo=UTC), 4)
+    period = 45
+    got = snapshot_features(
+        orders, points, events=events, price_reference=reference, period_days=period
+    ).to_pandas()
+    for i, when in enumerate(points):
+        feats = customer_features(orders, when, events=events, price_reference=reference)
+        counts = period_order_counts(orders, when, period)
+        want = feats.left_join(counts, "customer_id").drop("customer_id_right").to_pandas()
+        want = want.sort_values("customer_id").reset_index(drop=True)
+        mine = got[got["_snap"] == i].sort_values("customer_id").reset_index(drop=True)
+        columns = [c for c in want.columns if c != "price_index" or i == len(points) - 1]
+        assert len(mine) == len(want) > 50
+        pd.testing.assert_frame_equal(
+            mine[columns], want[columns], check_dtype=False, atol=1e-9, rtol=1e-9
+        )

@@ -77,7 +77,7 @@ class ModelInterest:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        self._scores: dict[tuple[str, str], pd.DataFrame] = {}
+        self._scores: dict[tuple[str, str], Any] = {}
 
     def levels(self) -> list[str]:
         """Fitted levels."""
@@ -87,17 +87,34 @@ class ModelInterest:
 
     def unknown_target(self, level: str, target: str) -> str | None:
         """Resolve the target in the level's catalogue; the model's message when unknown."""
-        from workbench.models import interest_store as store
         from workbench.models.interest import InterestTargetError, resolve_target
 
         if level not in self.levels():
             return f"level {level!r} was not fitted (fitted: {', '.join(self.levels()) or 'none'})"
-        model = store.load_model(self.run_dir / store.MODEL_DIR, level)
         try:
-            resolve_target(model.catalog_, level, target)
+            resolve_target(self.catalog(level), level, target)
         except InterestTargetError as exc:
             return exc.what
         return None
+
+    def catalog(self, level: str) -> Any:
+        """The level's target catalogue (keys, labels, buyers), without the model weights."""
+        from workbench.models import interest_store as store
+        from workbench.models.interest_catalog import TargetCatalog
+
+        key = ("catalog", level)
+        if key not in self._scores:
+            path = self.run_dir / store.MODEL_DIR / level / "targets.parquet"
+            frame = pd.read_parquet(path, columns=["target", "label", "buyers"])
+            self._scores[key] = TargetCatalog(
+                level=level,
+                targets=frame["target"].astype(object).to_numpy(),
+                labels=frame["label"].astype(object).to_numpy(),
+                buyers=frame["buyers"].to_numpy(),
+                product_map=pd.DataFrame({"product_id": [], "target_idx": []}),
+                terms=pd.DataFrame({"target_idx": [], "term": []}),
+            )
+        return self._scores[key]
 
     def scores(self, level: str, target: str) -> pd.DataFrame:
         """customer_id, score, rank, percentile for every customer (cached)."""

@@ -2,13 +2,13 @@
 
 For every month end ``t`` the customer table is rebuilt as it was at ``t``: the features
 (orders, revenue, recency, cadence, price index, last activity, Behaviour period counts) are
-recomputed from the order lines and events up to ``t`` with the models' own feature code, all
-month ends in one ibis query (a union, materialised once); CLV scores and labels apply the
-run's fitted models (see :mod:`workbench.segments.fitted`). Each segment is then compiled
-against each month's table with windows relative to ``t`` ("bought in the last 30 days" means
-the 30 days before that month end). Two inputs are not historical: customer attributes
-(subscription, language, ...) are today's values, and Interested-In scores are today's (the
-model is fitted once per run).
+recomputed from the order lines and events up to ``t``, all month ends in one ibis query from
+one reduction of the lines and events (:mod:`workbench.segments.snapshots`, materialised once);
+CLV scores and labels apply the run's fitted models (see :mod:`workbench.segments.fitted`).
+Each segment is then compiled against each month's table with windows relative to ``t``
+("bought in the last 30 days" means the 30 days before that month end). Two inputs are not
+historical: customer attributes (subscription, language, ...) are today's values, and
+Interested-In scores are today's (the model is fitted once per run).
 """
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ import functools
 import logging
 from datetime import UTC, date, datetime
 
-import ibis
 import ibis.expr.types as ir
 import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.models.customers import output_columns
-from workbench.models.features import customer_features, period_order_counts
 from workbench.notebook import end_of_day
 from workbench.segments.compile import compile_where
 from workbench.segments.data import SegmentData, upload
 from workbench.segments.fitted import FittedModels
+from workbench.segments.snapshots import snapshot_features
 from workbench.segments.spec import SegmentSpec
 
 __all__ = ["month_ends", "segment_growth", "snapshot_customers"]
@@ -63,16 +62,6 @@ def month_ends(as_of: datetime, months: int = 12, start: date | None = None) -> 
     return sorted(points)
 
 
-def _features_at(data: SegmentData, when: datetime, snap: int, fitted: FittedModels) -> ir.Table:
-    feats = customer_features(
-        data.orders, when, events=data.events, price_reference=fitted.price_reference
-    )
-    counts = period_order_counts(data.orders, when, fitted.behaviour_period_days)
-    joined = feats.left_join(counts, "customer_id").drop("customer_id_right")
-    fills = {c: joined[c].fill_null(0) for c in counts.columns if c != "customer_id"}
-    return joined.mutate(_snap=ibis.literal(snap, type="int32"), **fills)
-
-
 def snapshot_customers(data: SegmentData, points: list[datetime], fitted: FittedModels) -> ir.Table:
     """The customer table as of each point, stacked (column ``_snap`` = index into points).
 
@@ -82,9 +71,12 @@ def snapshot_customers(data: SegmentData, points: list[datetime], fitted: Fitted
         ``_snap`` and the customers.parquet columns (model columns as of each point, customer
         attributes as of today), cached in the engine.
     """
-    feats = functools.reduce(
-        lambda a, b: a.union(b, distinct=False),
-        [_features_at(data, when, i, fitted) for i, when in enumerate(points)],
+    feats = snapshot_features(
+        data.orders,
+        points,
+        events=data.events,
+        price_reference=fitted.price_reference,
+        period_days=fitted.behaviour_period_days,
     ).cache()
     inputs = feats.select("_snap", "customer_id", *SCORE_INPUTS).to_pandas()
     scores = fitted.value.predict(inputs[SCORE_INPUTS].reset_index(drop=True))

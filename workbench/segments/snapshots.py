@@ -1,0 +1,211 @@
+"""Customer features as of many instants in one pass (for Customer Base Growth).
+
+:func:`workbench.models.features.customer_features` scans every order line once per
+``as_of``; twelve month ends would cost twelve scans of the order lines plus twelve Behaviour
+period counts. Here the lines are reduced once to one row per customer and day (sales, orders,
+net revenue, paid and reference value, gap to the previous purchase day), the web events to one
+row per customer and period between two instants (latest event), and those small tables are
+joined to the instants (``day <= as_of day``) and aggregated per instant and customer.
+
+The definitions are those of :mod:`workbench.models.features` (the tests compare both at
+several instants), with one deliberate difference: the price index compares what a customer
+paid with the store's average price per item *over the whole run up to its as_of* (the run's
+reference prices, part of the fitted Price Sensitivity model), not the average up to each
+instant. Two facts make the reduction exact: the gap between consecutive purchase days does
+not change when later days are cut off, and a customer's first purchase day is the same at
+every instant after it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from workbench.models.features import PriceReference, day_of, epoch_day
+from workbench.segments.data import ts_literal, upload
+
+if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
+__all__ = ["snapshot_features"]
+
+
+def _reference_prices(sales: ir.Table, reference: PriceReference) -> ir.Table:
+    """Average price paid per item (product, or category falling back to product)."""
+    key = sales.product_id
+    if reference == "category":
+        key = sales.product_category.fill_null(sales.product_id)
+    keyed = sales.mutate(_ref_key=key)
+    return keyed.group_by("_ref_key").aggregate(_ref_price=keyed._paid.sum() / keyed.quantity.sum())
+
+
+def _daily(orders: ir.Table, until: datetime, reference: PriceReference) -> ir.Table:
+    """One row per customer and day with activity: sales, orders, revenue, paid, at_ref, gap."""
+    lines = orders.filter(orders.ordered_at <= ts_literal(until))
+    lines = lines.mutate(
+        day=day_of(lines.ordered_at), _money=lines.revenue.cast("float64"), _sale=~lines.is_return
+    )
+    priced = lines.filter(lines._sale & (lines.quantity > 0)).mutate(_paid=lines._money)
+    ref = _reference_prices(priced, reference)
+    key = priced.product_id
+    if reference == "category":
+        key = priced.product_category.fill_null(priced.product_id)
+    priced = priced.mutate(_ref_key=key)
+    priced = priced.inner_join(ref, "_ref_key")
+    value = priced.group_by(["customer_id", "day"]).aggregate(
+        paid=priced._paid.sum(), at_ref=(priced.quantity * priced._ref_price).sum()
+    )
+    per_day = lines.group_by(["customer_id", "day"]).aggregate(
+        revenue=lines._money.sum(),
+        sales=ibis.ifelse(lines._sale, lines._money, 0.0).sum(),
+        orders=lines.order_id.nunique(where=lines._sale),
+        sale_lines=lines._sale.cast("int64").sum(),
+        first_sale_at=lines.ordered_at.min(where=lines._sale),
+        last_sale_at=lines.ordered_at.max(where=lines._sale),
+    )
+    sale_days = per_day.filter(per_day.sale_lines > 0)
+    window = ibis.window(group_by=sale_days.customer_id, order_by=sale_days.day)
+    gaps = sale_days.select(
+        "customer_id", "day", interval=(sale_days.day - sale_days.day.lag().over(window))
+    )
+    first = sale_days.group_by("customer_id").aggregate(
+        first_day=sale_days.day.min(), first_day_sales=sale_days.sales.argmin(sale_days.day)
+    )
+    out = per_day.left_join(gaps, ["customer_id", "day"]).drop("customer_id_right", "day_right")
+    out = out.left_join(value, ["customer_id", "day"]).drop("customer_id_right", "day_right")
+    out = out.left_join(first, "customer_id").drop("customer_id_right")
+    return out.mutate(
+        interval=out.interval.cast("float64"),
+        paid=out.paid.fill_null(0.0),
+        at_ref=out.at_ref.fill_null(0.0),
+    )
+
+
+def _points(con: BaseBackend, points: list[datetime]) -> ir.Table:
+    frame = pd.DataFrame(
+        {
+            "_snap": list(range(len(points))),
+            "_a_day": [epoch_day(p) for p in points],
+            "_as_of": pd.to_datetime([p.isoformat() for p in points], utc=True),
+        }
+    )
+    return upload(con, frame, "points")
+
+
+def _last_events(events: ir.Table, points: list[datetime], grid: ir.Table) -> ir.Table:
+    """Latest web event per instant and customer, from one reduction of the events."""
+    ev = events.filter(events.occurred_at <= ts_literal(points[-1]))
+    bucket = ibis.cases(
+        *[(ev.occurred_at <= ts_literal(p), i) for i, p in enumerate(points)], else_=len(points)
+    )
+    per = ev.group_by(["customer_id", bucket.name("_bucket")]).aggregate(
+        _last_event_at=ev.occurred_at.max()
+    )
+    joined = per.inner_join(grid, per._bucket <= grid._snap)
+    return joined.group_by(["_snap", "customer_id"]).aggregate(
+        _last_event_at=joined._last_event_at.max()
+    )
+
+
+def snapshot_features(
+    orders: ir.Table,
+    points: list[datetime],
+    *,
+    events: ir.Table | None = None,
+    price_reference: PriceReference = "product",
+    period_days: int | None = None,
+) -> ir.Table:
+    """Per instant and customer: the features of :func:`customer_features` (and period counts).
+
+    Parameters
+    ----------
+    orders : ibis.Table
+        Canonical order lines.
+    points : list of datetime
+        Increasing timezone-aware instants; the last one is the run's ``as_of`` (reference
+        prices are computed up to it).
+    events : ibis.Table, optional
+        Canonical web events (``last_active_at``).
+    price_reference : {"product", "category"}
+        Items the price index compares with (as the run's Price Sensitivity model).
+    period_days : int, optional
+        Behaviour period ``P``: adds ``orders_p0``, ``orders_p1``, ``exposure_p0``,
+        ``exposure_p1`` (as :func:`workbench.models.features.period_order_counts`).
+
+    Returns
+    -------
+    ibis.Table
+        ``_snap`` (index into ``points``) and the feature columns, one row per instant and
+        customer with a purchase by then.
+    """
+    con = orders._find_backend()
+    grid = _points(con, points)
+    daily = _daily(orders, points[-1], price_reference)
+    joined = daily.inner_join(grid, daily.day <= grid._a_day)
+    sale = joined.sale_lines > 0
+    aggs: dict[str, ir.Value] = {
+        "revenue": joined.revenue.sum(),
+        "gross_sales": joined.sales.sum(),
+        "orders": joined.orders.sum(),
+        "order_days": sale.cast("int64").sum(),
+        "first_order_at": joined.first_sale_at.min(),
+        "last_order_at": joined.last_sale_at.max(),
+        "_last_day": joined.day.max(where=sale),
+        "_first_day": joined.first_day.max(),
+        "_first_day_sales": joined.first_day_sales.max(),
+        "sd_interval_days": joined.interval.std(how="sample"),
+        "_paid": joined.paid.sum(),
+        "_at_ref": joined.at_ref.sum(),
+        "_a_day": joined._a_day.max(),
+        "_as_of": joined._as_of.max(),
+    }
+    if period_days is not None:
+        for k in range(2):
+            hi = joined._a_day - k * period_days
+            inside = (joined.day > hi - period_days) & (joined.day <= hi)
+            aggs[f"orders_p{k}"] = ibis.ifelse(inside, joined.orders, 0).sum().cast("int64")
+    per = joined.group_by(["_snap", "customer_id"]).aggregate(**aggs)
+    per = per.filter(per.order_days > 0)
+    frequency = per.order_days - 1
+    span = per._last_day - per._first_day
+    net_share = ibis.ifelse(
+        per.gross_sales > 0, (per.revenue / per.gross_sales).clip(0.0, 1.0), 0.0
+    )
+    repeat_sales = (per.gross_sales - per._first_day_sales) / frequency.cast("float64")
+    mean_interval = ibis.ifelse(
+        frequency > 0, span.cast("float64") / frequency.cast("float64"), ibis.null("float64")
+    )
+    cols: dict[str, ir.Value] = {
+        "orders": per.orders.cast("int64"),
+        "order_days": per.order_days.cast("int64"),
+        "frequency": frequency.cast("int64"),
+        "revenue": per.revenue,
+        "gross_sales": per.gross_sales,
+        "aov": ibis.ifelse(per.orders > 0, per.revenue / per.orders, 0.0),
+        "recency_days": (per._a_day - per._last_day).cast("int64"),
+        "tenure_days": (per._a_day - per._first_day).cast("int64"),
+        "repeat_span_days": span.cast("int64"),
+        "mean_interval_days": mean_interval,
+        "sd_interval_days": per.sd_interval_days,
+        "interval_cv": ibis.ifelse(
+            mean_interval > 0, per.sd_interval_days / mean_interval, ibis.null("float64")
+        ),
+        "monetary": ibis.ifelse(frequency > 0, (repeat_sales * net_share).clip(lower=0.0), 0.0),
+        "price_index": ibis.ifelse(per._at_ref > 0, per._paid / per._at_ref, ibis.null("float64")),
+    }
+    if period_days is not None:
+        for k in range(2):
+            hi = per._a_day - k * period_days
+            cols[f"orders_p{k}"] = per[f"orders_p{k}"]
+            cols[f"exposure_p{k}"] = (hi - per._first_day + 1).clip(0, period_days).cast("int64")
+    feats = per.select("_snap", "customer_id", "first_order_at", "last_order_at", **cols)
+    if events is None:
+        return feats.mutate(last_active_at=feats.last_order_at)
+    last = _last_events(events, points, grid)
+    feats = feats.left_join(last, ["_snap", "customer_id"]).drop("_snap_right", "customer_id_right")
+    active = ibis.greatest(feats.last_order_at, feats._last_event_at.fill_null(feats.last_order_at))
+    return feats.mutate(last_active_at=active).drop("_last_event_at")
