@@ -158,7 +158,7 @@ def test_products_customers_events(tmp_path, write_csv, write_params):
         "duplicate_product": 1,
         "missing_product_id": 1,
     }
-    customers = pd.read_parquet(data / "customers.parquet").set_index("customer_id")
+    customers = pd.read_parquet(data / "customers.parquet").set_index("customer_id").sort_index()
     assert customers.loc["C1", "email"] == "ada@example.com"
     assert customers.subscribed.tolist() == [True, False]
     assert summary["tables"]["customers"]["nulled"] == {"created_at": 1}

@@ -24,6 +24,8 @@ PLANTED = {
 
 def test_planted_keys_never_appear_anywhere(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
+    for noisy in ("httpx", "httpcore"):  # the CLI quiets these (tests share one process)
+        caplog.set_level(logging.DEBUG, logger=noisy)
     for name, value in PLANTED.items():
         monkeypatch.setenv(name, value)
     mc, kl = FakeMailchimp(PLANTED["MC_PLANTED"]), FakeKlaviyo(PLANTED["KL_PLANTED"])
