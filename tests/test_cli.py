@@ -35,7 +35,7 @@ def test_validate_demo(run_cli, project_root):
 
 def test_validate_reports_typo_with_exit_2(run_cli, write_params):
     params = write_params(data={"orders": {"path": "o.csv"}}, modles={"horizon_days": 3})
-    code, out, err = run_cli("validate", params)
+    code, _out, err = run_cli("validate", params)
     assert code == 2
     assert "modles: unknown key; did you mean 'models'" in err
     assert "Traceback" not in err
@@ -59,8 +59,12 @@ def test_ingest_command(run_cli, write_csv, write_params, tmp_path):
 
 def test_console_script_exit_code(tmp_path):
     exe = __import__("pathlib").Path(sys.executable).parent / "workbench"
-    proc = subprocess.run([str(exe), "validate", str(tmp_path / "missing.yaml")],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(exe), "validate", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "params file not found" in proc.stderr
     assert "Traceback" not in proc.stderr

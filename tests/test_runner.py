@@ -36,8 +36,15 @@ def test_run_folder_and_manifest(tiny_params, tmp_path):
     assert result.run_dir == run_dir
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [run_dir.name]
     assert not list(out.glob(".tmp-*"))
-    for name in ("manifest.json", "quarantine.parquet", "ingest_summary.json", "params.yaml",
-                 "metrics.json", "data/orders.parquet", "notebooks/01_ingest.ipynb"):
+    for name in (
+        "manifest.json",
+        "quarantine.parquet",
+        "ingest_summary.json",
+        "params.yaml",
+        "metrics.json",
+        "data/orders.parquet",
+        "notebooks/01_ingest.ipynb",
+    ):
         assert (run_dir / name).exists(), name
     assert not (run_dir / "work").exists()
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -45,7 +52,8 @@ def test_run_folder_and_manifest(tiny_params, tmp_path):
     assert manifest["run_id"] == result.run_id and manifest["as_of"] == "2024-02-01"
     assert [s["name"] for s in manifest["steps"]] == ["01_ingest"]
     assert manifest["steps"][0]["seconds"] > 0
-    assert {"python", "pandas", "ibis-framework", "duckdb", "lifetimes"} <= set(manifest["versions"])
+    versions = set(manifest["versions"])
+    assert {"python", "pandas", "ibis-framework", "duckdb", "lifetimes"} <= versions
     file_info = manifest["inputs"]["orders"]["files"][0]
     src = tmp_path / "orders.csv"
     assert file_info["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
