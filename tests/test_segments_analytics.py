@@ -71,6 +71,16 @@ def test_active_customers_and_growth(duck):
     assert (frame[frame.segment == "nobody"]["active"] == 0).all()
 
 
+def test_growth_is_unknown_where_the_data_start_inside_the_previous_period(duck):
+    frame = analytics.active_customers(
+        _membership(duck), duck.customers, duck.orders, AS_OF, NAMES, months=12
+    )
+    store = frame[frame.segment == ""].set_index("months")
+    # the first order is 2022-12-01: 2 x 9 months back (2022-12-30) is covered, 2 x 10 is not
+    assert store.loc[9, "previous"] > 0 and not math.isnan(store.loc[9, "growth"])
+    assert store.loc[10, "previous"] > 0 and math.isnan(store.loc[10, "growth"])
+
+
 def test_insights_matrix_cells_add_up(duck):
     frame, cuts = analytics.insights_matrix(
         _membership(duck), duck.customers, NAMES, "predicted_clv_90d"

@@ -90,11 +90,20 @@ def test_report_renders_in_a_real_browser(smoke_run, tmp_path):
         "Headline figures",
         "Life Cycle and Importance",
         "Since the previous run",
+        "Active customers and customer-base growth",
+        "Value and churn risk",
+        "Membership since the previous run",
+        "Interested In",
+        "beats every baseline",
         "Data quality",
         "Model diagnostics",
         "Backtest inside the data",
         "Files of this run",
     ):
         assert heading in dom, heading
-    assert dom.count("<img") >= 1  # figures embedded as data URIs
+    summary = pd.read_csv(page.parent / "segments" / "summary.csv", keep_default_na=False)
+    for name in summary["segment"][1:]:  # every segment has its row in the report
+        assert f">{name}<" in dom, name
+    # labels, segment summary, active, growth, matrix, interest evaluation: data URIs
+    assert dom.count("<img") >= 6
     assert (tmp_path / "report.png").stat().st_size > 50_000

@@ -86,6 +86,13 @@ def label_distribution(metrics: dict[str, Any], label: str) -> pd.DataFrame:
     )
 
 
+def _short(value: Any) -> str:
+    """Floats to 4 significant digits for reading (metrics.json keeps full precision)."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def threshold_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """The rule and data-driven thresholds behind every label."""
     rows = []
@@ -98,7 +105,7 @@ def threshold_table(metrics: dict[str, Any]) -> pd.DataFrame:
             {
                 "label": label,
                 "rule": rule,
-                "thresholds": ", ".join(f"{k} = {v}" for k, v in numbers.items()),
+                "thresholds": ", ".join(f"{k} = {_short(v)}" for k, v in numbers.items()),
             }
         )
     return pd.DataFrame(rows, columns=["label", "rule", "thresholds"])
@@ -157,6 +164,7 @@ def holdout_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "horizon_days": hold.get("horizon_days"),
         "auc_p_alive": hold.get("auc", {}).get("p_alive"),
         "auc_p_order": hold.get("auc", {}).get("p_order"),
+        "auc_p_alive_repeat_buyers": hold.get("auc_repeat_buyers", {}).get("p_alive"),
         "orders_ratio": totals.get("orders_ratio"),
         "revenue_ratio": totals.get("revenue_ratio"),
         "life_cycle_monotonic": hold.get("life_cycle_monotonic"),

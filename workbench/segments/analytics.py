@@ -139,7 +139,8 @@ def active_customers(
 
     A member is *active over N months* when they ordered in ``(as_of - N months, as_of]``;
     the previous period is ``(as_of - 2N months, as_of - N months]``; ``growth`` =
-    active / previous - 1 (NaN when nobody was active before). Members are today's members.
+    active / previous - 1 (NaN when nobody was active before, or when the data start inside
+    the previous period, which would make any growth look large). Members are today's members.
 
     Returns
     -------
@@ -148,6 +149,9 @@ def active_customers(
         previous, growth.
     """
     bounds = month_bounds(as_of, 2 * months)
+    first = orders.filter(~orders.is_return).ordered_at.min().to_pyarrow().as_py()
+    if first is not None and first.tzinfo is None:
+        first = first.replace(tzinfo=as_of.tzinfo)
     lines = orders.filter(
         ~orders.is_return
         & (orders.ordered_at <= ts_literal(as_of))
@@ -174,7 +178,8 @@ def active_customers(
         members = int(row["members"])
         for n in range(1, months + 1):
             active, previous = int(row[f"a{n}"]), int(row[f"p{n}"])
-            growth = active / previous - 1 if previous else np.nan
+            covered = first is not None and first <= bounds[2 * n]
+            growth = active / previous - 1 if previous and covered else np.nan
             share = active / members if members else np.nan
             rows.append((seg, n, members, active, share, previous, growth))
     columns = ["segment", "months", "members", "active", "active_share", "previous", "growth"]
