@@ -171,9 +171,11 @@ class Ingestor:
     def __init__(self, params: Params, run_dir: Path, con: BaseBackend | None = None) -> None:
         self.params = params
         self.run_dir = Path(run_dir)
-        self.work = self.run_dir / "work"
+        # scratch files of this ingest only: the engine's spill folder (``work/``, Spark's
+        # block manager lives there for the whole kernel) must outlive the ingest
+        self.work = self.run_dir / "work" / "ingest"
         self.data_dir = self.run_dir / config.RUN_DATA
-        self.con = con if con is not None else engine.connect_for(params, self.work)
+        self.con = con if con is not None else engine.connect_for(params, self.run_dir / "work")
         self.quarantine_parts: list[Path] = []
         self.reports: dict[str, TableReport] = {}
 

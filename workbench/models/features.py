@@ -97,7 +97,7 @@ def order_days(orders: ibis.Table, as_of: datetime) -> ibis.Table:
     lines = lines_until(orders, as_of)
     sales = lines.filter(~lines.is_return)
     per_day = sales.group_by(["customer_id", "day"]).aggregate(
-        sales=sales.revenue.cast("float64").sum(),
+        sales=sales.revenue.sum(),  # exact (decimal): the same on every engine, in any order
         orders=sales.order_id.nunique(),
     )
     window = ibis.window(group_by=per_day.customer_id, order_by=per_day.day)
@@ -133,8 +133,8 @@ def order_day_stats(orders: ibis.Table, as_of: datetime) -> ibis.Table:
         order_days=days.count(),
         first_day=days.day.min(),
         last_day=days.day.max(),
-        gross_sales=days.sales.sum(),
-        first_day_sales=days.sales.argmin(days.day),
+        gross_sales=days.sales.sum().cast("float64"),
+        first_day_sales=days.sales.argmin(days.day).cast("float64"),
         sd_interval_days=days.interval.std(how="sample"),
     )
 
@@ -150,7 +150,7 @@ def repeat_monetary(t: ibis.Table) -> ibis.FloatingValue:
 def net_revenue(orders: ibis.Table, as_of: datetime) -> ibis.Table:
     """Net revenue (returns included, currency) per customer up to ``as_of``."""
     lines = lines_until(orders, as_of)
-    return lines.group_by("customer_id").aggregate(revenue=lines.revenue.cast("float64").sum())
+    return lines.group_by("customer_id").aggregate(revenue=lines.revenue.sum().cast("float64"))
 
 
 def purchase_features(orders: ibis.Table, as_of: datetime) -> ibis.Table:
@@ -159,7 +159,7 @@ def purchase_features(orders: ibis.Table, as_of: datetime) -> ibis.Table:
     lines = lines_until(orders, as_of)
     is_sale = ~lines.is_return
     totals = lines.group_by("customer_id").aggregate(
-        revenue=lines.revenue.cast("float64").sum(),
+        revenue=lines.revenue.sum().cast("float64"),
         orders=lines.order_id.nunique(where=is_sale),
         first_order_at=lines.ordered_at.min(where=is_sale),
         last_order_at=lines.ordered_at.max(where=is_sale),

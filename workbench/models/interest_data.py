@@ -53,9 +53,13 @@ def _lit(value: datetime) -> ibis.TimestampScalar:
 
 
 def _age_days(ts: ibis.TimestampValue, as_of: datetime) -> ibis.FloatingValue:
-    """Days from ``ts`` back from ``as_of`` (float)."""
+    """Days from ``ts`` back from ``as_of`` (float), ``ts`` counted in whole seconds.
+
+    Whole seconds on every engine: DuckDB's ``epoch`` keeps the fraction, Spark's
+    ``unix_timestamp`` drops it, so the fraction is truncated first.
+    """
     ref = instant(as_of).timestamp()
-    return (ibis.literal(ref) - ts.epoch_seconds().cast("float64")) / DAY_SECONDS
+    return (ibis.literal(ref) - ts.truncate("s").epoch_seconds().cast("float64")) / DAY_SECONDS
 
 
 def _decay(age: ibis.FloatingValue, half_life: float) -> ibis.FloatingValue:
@@ -202,7 +206,7 @@ def _searches(events: ibis.Table, as_of: datetime) -> ibis.Table:
         events.event_type == "search",
         events["query"].notnull(),
     )
-    q = ev["query"].lower().re_replace(r"\s+", " ").strip()
+    q = engine.trim(ev["query"].lower().re_replace(r"\s+", " "), events._find_backend().name)
     return ev.mutate(q=q)
 
 

@@ -274,5 +274,5 @@ def holdout_activity(orders: ibis.Table, cutoff: datetime, horizon_days: int) ->
     return lines.group_by("customer_id").aggregate(
         holdout_order_days=lines.day.nunique(where=is_sale).cast("int64"),
         holdout_orders=lines.order_id.nunique(where=is_sale).cast("int64"),
-        holdout_revenue=lines.revenue.cast("float64").sum(),
+        holdout_revenue=lines.revenue.sum().cast("float64"),
     )

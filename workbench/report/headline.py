@@ -15,8 +15,8 @@ def _period(orders: ibis.Table, start: datetime, end: datetime) -> dict[str, flo
     agg = rows.aggregate(
         active_customers=rows.customer_id.nunique(where=sale),
         orders=rows.order_id.nunique(where=sale),
-        sales=rows.revenue.cast("float64").sum(where=sale),
-        net_revenue=rows.revenue.cast("float64").sum(),
+        sales=rows.revenue.sum(where=sale).cast("float64"),
+        net_revenue=rows.revenue.sum().cast("float64"),
     )
     row = agg.to_pyarrow().to_pylist()[0]
     orders_n = int(row["orders"] or 0)
@@ -63,7 +63,7 @@ def headline(orders: ibis.Table, as_of: datetime, window_days: int) -> dict[str,
         upto.aggregate(
             customers=upto.customer_id.nunique(where=sale),
             orders=upto.order_id.nunique(where=sale),
-            net_revenue=upto.revenue.cast("float64").sum(),
+            net_revenue=upto.revenue.sum().cast("float64"),
             first=upto.ordered_at.min(),
         )
         .to_pyarrow()

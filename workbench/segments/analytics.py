@@ -97,7 +97,7 @@ def segment_summary(
     )
     agg = both.group_by("segment").aggregate(
         customers=both.count(),
-        revenue=both.revenue.cast("float64").sum(),
+        revenue=both.revenue.sum().cast("float64"),
         orders=both.orders.cast("float64").sum(),
         avg_clv=both[clv_column].cast("float64").mean(),
         churn_risk=both.churn_risk.cast("float64").mean(),
