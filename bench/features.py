@@ -53,8 +53,9 @@ def prepare(folder: Path, customers: int, seed: int) -> tuple[Path, date]:
     shop, run = folder / "shop", folder / "run"
     orders = run / "data" / "orders.parquet"
     if not orders.exists():
-        log.info("generating %s customers into %s", customers, shop)
-        generate(customers, seed, shop, events=False, progress=True)
+        if not (shop / "params.yaml").exists():  # a shop may be shared (e.g. a symlink)
+            log.info("generating %s customers into %s", customers, shop)
+            generate(customers, seed, shop, events=False, progress=True)
         log.info("ingesting %s", shop)
         ingest(load_params(shop / "params.yaml"), run, progress=True)
     truth = json.loads((shop / "truth" / "truth.json").read_text())

@@ -50,8 +50,9 @@ def prepare(folder: Path, customers: int, seed: int) -> Path:
 
     shop, run = folder / "shop", folder / "run"
     if not (run / "data" / "events.parquet").exists():
-        log.info("generating %s customers into %s", customers, shop)
-        generate(customers, seed, shop, events=True, progress=True)
+        if not (shop / "params.yaml").exists():  # a shop may be shared (e.g. a symlink)
+            log.info("generating %s customers into %s", customers, shop)
+            generate(customers, seed, shop, events=True, progress=True)
         log.info("ingesting %s", shop)
         ingest(load_params(shop / "params.yaml"), run, progress=True)
     return run

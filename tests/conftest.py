@@ -80,3 +80,14 @@ def spark():
     from workbench.engine import spark_session
 
     return spark_session(master="local[2]", driver_memory="2g", shuffle_partitions=2)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Every notebook on params/smoke.yaml (DuckDB), once per test session."""
+    from workbench import runner
+    from workbench.params import load_params
+
+    out = tmp_path_factory.mktemp("smoke_outputs")
+    params = load_params(config.PARAMS_DIR / "smoke.yaml")
+    return runner.run(params, out_root=out, params_source="params/smoke.yaml")

@@ -1,4 +1,5 @@
-"""Papermill run of every notebook on params/smoke.yaml, then assertions on the run folder."""
+"""Papermill run of every notebook on params/smoke.yaml (``smoke_run`` in conftest), then
+assertions on the run folder."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from workbench import config, runner
-from workbench.params import load_params
+from workbench import runner
 
 from .browser import page_errors, render
 
@@ -36,14 +36,6 @@ CUSTOMER_COLUMNS = [
     "behaviour_trend",
     "last_active_at",
 ]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("outputs")
-    params = load_params(config.PARAMS_DIR / "smoke.yaml")
-    result = runner.run(params, out_root=out, params_source="params/smoke.yaml")
-    return result
 
 
 def test_every_step_succeeded(smoke_run):
