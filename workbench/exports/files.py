@@ -59,7 +59,8 @@ CONTACT = ("customer_id", "email", "phone", "first_name", "last_name", "country"
 MAGNEWS_FIELDS = ("first_name", "last_name")
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as CSV text: empty for missing values, ISO format for dates and times."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if hasattr(value, "isoformat"):
@@ -76,7 +77,7 @@ def write_rows(path: Path, header: Iterable[str], rows: Iterable[Mapping[str, An
         writer = csv.DictWriter(fh, fieldnames=list(header), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+            writer.writerow({k: cell_text(v) for k, v in row.items()})
             n += 1
     os.replace(tmp, path)
     return n

@@ -14,12 +14,10 @@ add / remove files hold only what changed after this one.
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from workbench.exports.files import cell_text, write_rows
 from workbench.exports.identifiers import Identifiers
 from workbench.params import ExportSpec
 from workbench.sync.base import BatchResult, Destination, checksum
@@ -29,23 +27,6 @@ from workbench.sync.state import Target
 __all__ = ["CsvRouteDestination"]
 
 DEFAULT_FIELDS = ("first_name", "last_name")
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 class CsvRouteDestination(Destination):
@@ -70,7 +51,7 @@ class CsvRouteDestination(Destination):
         """Row with e-mail and the mapped fields; invalid without a valid e-mail."""
         if not ids.email:
             return Invalid("no valid email address")
-        row = {"email": ids.email} | {f: _cell(record.get(f)) for f in self.fields}
+        row = {"email": ids.email} | {f: cell_text(record.get(f)) for f in self.fields}
         return Desired(Target(ids.email, {"email": ids.email}, checksum(row)), row)
 
     def identities(self, want: Desired) -> tuple[str, ...]:
@@ -87,18 +68,18 @@ class CsvRouteDestination(Destination):
         """Write the three files, then report every change as delivered."""
         self.folder.mkdir(parents=True, exist_ok=True)
         header = ["email", *self.fields, "segment"]
-        _write(
+        write_rows(
             self.folder / f"{segment}.csv",
             header,
             [{**u.payload, "segment": segment} for u in current],
         )
-        _write(
+        write_rows(
             self.folder / f"{segment}.add.csv",
             header,
             [{**u.payload, "segment": segment} for u in upserts],
         )
         emails = sorted({ref["email"] for r in removals for ref in r.refs})
-        _write(
+        write_rows(
             self.folder / f"{segment}.remove.csv",
             ["email", "segment"],
             [{"email": e, "segment": segment} for e in emails],
