@@ -68,8 +68,8 @@ import json, resource, sys, time
 from pathlib import Path
 from workbench.params import parse_params
 from workbench.ingest.pipeline import ingest
-csv, out = sys.argv[1], Path(sys.argv[2])
-params = parse_params({"run_name": "bench", "currency": "GBP",
+csv, out, limit = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+params = parse_params({"run_name": "bench", "currency": "GBP", "ingest": {"memory_limit": limit},
                        "data": {"orders": {"path": csv, "cancel_prefix": "C",
                                            "columns": {"customer_country": "country"}}}})
 t0, c0 = time.perf_counter(), time.process_time()
@@ -116,10 +116,10 @@ print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": n, "kept": int(good.su
 """
 
 
-def measure(code: str, csv: Path, out: Path) -> dict:
+def measure(code: str, csv: Path, out: Path, *extra: str) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON line."""
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), str(csv), str(out)],
+        [sys.executable, "-c", textwrap.dedent(code), str(csv), str(out), *extra],
         capture_output=True,
         text=True,
         check=True,
@@ -133,16 +133,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--workdir", type=Path, default=ROOT / ".bench" / "ingest")
+    parser.add_argument(
+        "--memory-limit",
+        default="4GB",
+        help="DuckDB memory limit of the workbench ingest (params ingest.memory_limit); "
+        "peak RSS follows it, work beyond it spills to disk",
+    )
     args = parser.parse_args()
     rows = []
     for lines in args.lines:
         csv = make_csv(args.workdir / f"orders_{lines}.csv", lines)
         mb = csv.stat().st_size / 1e6
-        wb = measure(WORKBENCH, csv, args.workdir / f"wb_{lines}")
+        wb = measure(WORKBENCH, csv, args.workdir / f"wb_{lines}", args.memory_limit)
         pdm = measure(PANDAS, csv, args.workdir / f"pd_{lines}")
         assert wb["rows"] == pdm["rows"], (wb["rows"], pdm["rows"])
         rows.append((lines, mb, wb, pdm))
-        print(f"\n{wb['rows']:,} lines ({mb:,.0f} MB CSV)")
+        print(f"\n{wb['rows']:,} lines ({mb:,.0f} MB CSV), DuckDB memory limit {args.memory_limit}")
         for name, m in (("workbench (DuckDB)", wb), ("pandas read_csv+clean", pdm)):
             print(
                 f"  {name:<22} {m['seconds']:8.1f} s (cpu {m['cpu']:6.1f} s)"
