@@ -154,3 +154,24 @@ def test_export_errors(run_dir):
     bad = [ExportSpec(name="x", type="csv", columns=["customer_id", "mail"])]
     with pytest.raises(ParamsError, match="no column"):
         write_exports(bad, run_dir, MEMBERS, customers, columns)
+
+
+def test_a_run_without_segments_writes_empty_tables(run_dir):
+    from workbench.notebook import RunContext
+    from workbench.params import parse_params
+    from workbench.segments import SegmentRun
+
+    params = parse_params(
+        {
+            "run_name": "empty",
+            "currency": "EUR",
+            "segments": [],
+            "data": {"orders": {"path": str(run_dir / "data" / "orders.parquet")}},
+        }
+    )
+    run = SegmentRun.start(RunContext(params=params, run_dir=run_dir), progress=False)
+    assert run.counts().empty
+    assert list(run.summary()["scope"]) == ["store"]
+    assert run.diff().empty
+    metrics = run.metrics()
+    assert metrics["segments"] == {} and metrics["previous_run"] is None

@@ -221,7 +221,8 @@ class SegmentRun:
                 out["segments"][name]["diff"] = {
                     k: int(diff.loc[name, k]) for k in ("added", "removed", "stayed")
                 }
-            out["previous_run"] = str(self.results["diff"]["previous_run"].iloc[0] or "") or None
+            previous = self.results["diff"]["previous_run"]
+            out["previous_run"] = (str(previous.iloc[0] or "") or None) if len(previous) else None
         if "matrix_thresholds" in self.results:
             out["matrix_thresholds"] = {
                 k: round(v, 6) for k, v in self.results["matrix_thresholds"].items()
