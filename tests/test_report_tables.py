@@ -204,6 +204,12 @@ def test_interest_table_and_verdict(run_dir):
     assert not row["beats every baseline"]  # lift 6 < bought_before's 7
 
 
+def test_baselines_are_the_evaluation_scorers():
+    from workbench.models.interest_eval import SCORERS
+
+    assert ("model", *audience.BASELINES) == SCORERS
+
+
 def test_missing_files_give_empty_tables(tmp_path):
     assert audience.segment_table(tmp_path).empty
     assert audience.membership_changes(tmp_path).empty

@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.models.interest_plot import SUBSET_LABELS
 from workbench.notebook import read_json
+from workbench.segments.outputs import ANALYTICS_DIR, SEGMENTS_DIR
 
 __all__ = [
     "ANALYTICS",
@@ -29,8 +31,9 @@ __all__ = [
 ]
 
 #: Folder of the segment analytics tables in a run.
-ANALYTICS = Path("segments") / "analytics"
-#: Interested-In scorers compared with the model, in the order the evaluation writes them.
+ANALYTICS = Path(ANALYTICS_DIR)
+#: Interested-In scorers compared with the model, in the order the evaluation writes them
+#: (``interest_eval.SCORERS`` after the model; not imported: it pulls in the model stack).
 BASELINES = ("random", "heaviest_buyers", "bought_before", "popularity")
 #: Metrics of the evaluation shown in the report.
 EVAL_METRICS = ("auc", "average_precision", "lift@5%", "recall@10", "ndcg@10", "brier")
@@ -52,7 +55,7 @@ SEGMENT_PERCENT = ("share of customers", "share of revenue", "avg churn risk")
 
 
 def _summary(run_dir: Path) -> pd.DataFrame | None:
-    path = Path(run_dir) / "segments" / "summary.csv"
+    path = Path(run_dir) / SEGMENTS_DIR / "summary.csv"
     if not path.exists():
         return None
     return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"segment": str})
@@ -129,7 +132,7 @@ def exported_files(run_dir: Path) -> pd.DataFrame:
     names = set(segment_names(run_dir))
     changes = membership_changes(run_dir).set_index("segment")
     rows = []
-    for folder in ("segments", "exports"):
+    for folder in (SEGMENTS_DIR, "exports"):
         base = run_dir / folder
         if not base.exists():
             continue
@@ -172,7 +175,7 @@ def interest_table(run_dir: Path) -> pd.DataFrame:
     result = _evaluation(run_dir)
     rows = []
     for level, res in result.get("levels", {}).items():
-        for subset, label in (("overall", "all pairs"), ("new_to_target", "new to target")):
+        for subset, label in SUBSET_LABELS.items():
             for scorer in ("model", *BASELINES):
                 values = res.get("scorers", {}).get(scorer, {}).get(subset)
                 if values is None:

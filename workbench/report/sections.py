@@ -171,24 +171,6 @@ def holdout_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def segment_files(run_dir: Path) -> pd.DataFrame:
-    """Files written under ``segments/`` and ``exports/`` with their row counts."""
-    rows = []
-    for folder in ("segments", "exports"):
-        base = run_dir / folder
-        for path in sorted(base.rglob("*.csv")) if base.exists() else []:
-            with open(path, "rb") as fh:
-                lines = sum(1 for _ in fh)
-            rows.append(
-                {
-                    "file": str(path.relative_to(run_dir)),
-                    "rows": max(lines - 1, 0),
-                    "kB": round(path.stat().st_size / 1024, 1),
-                }
-            )
-    return pd.DataFrame(rows, columns=["file", "rows", "kB"])
-
-
 def sync_table(run_dir: Path) -> pd.DataFrame:
     """Sync results per destination and segment, when the run was synced."""
     log = read_json(run_dir / "sync" / "sync_log.json")
