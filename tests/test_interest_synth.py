@@ -128,6 +128,26 @@ def test_evaluation_beats_every_baseline_on_held_out_purchases(shop, evaluation)
         )
 
 
+def test_evaluation_of_a_large_shop_fits_a_customer_sample(shop, evaluation, tmp_path):
+    """Above interest.evaluation_customers the evaluation fits and scores a random sample."""
+    shutil.copytree(shop["run"] / "data", tmp_path / "data")
+    params = shop["params"].model_copy(
+        update={
+            "interest": shop["params"].interest.model_copy(
+                update={"levels": ["category"], "evaluation_customers": 1000}
+            )
+        }
+    )
+    cutoff = (shop["end"] - timedelta(days=HORIZON)).date()
+    result = run_interest_evaluation(params, cutoff, tmp_path, progress=False)
+    assert result["customers_fitted"] == 1000 < result["customers_at_cutoff"]
+    assert evaluation["customers_fitted"] == evaluation["customers_at_cutoff"]
+    res = result["levels"]["category"]
+    assert res["customers_known"] <= 1000
+    model = res["scorers"]["model"]["overall"]["auc"]
+    assert model > res["scorers"]["bought_before"]["overall"]["auc"] > 0.5
+
+
 def test_calibrated_within_tolerance_per_decile(evaluation):
     """Held-out period, per decile of predictions: |observed - predicted| within 25% of the
     prediction plus three binomial standard errors of the bin (and 0.0005 absolute)."""

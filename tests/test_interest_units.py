@@ -98,6 +98,18 @@ def test_ease_matches_the_closed_form_and_cosine_covers_the_tail():
     assert not t2[:, capped.dense_index_].any()
 
 
+def test_changing_the_ease_penalty_equals_a_refit_and_keeps_the_cosine_tail():
+    rng = np.random.default_rng(1)
+    X = sparse.csr_matrix((rng.random((400, 20)) < 0.25).astype(float))
+    first = ItemItem(l2_share=0.5, max_dense=10, neighbours=4).fit(X)
+    other = first.with_l2_share(X, 30.0)
+    refit = ItemItem(l2_share=30.0, max_dense=10, neighbours=4).fit(X)
+    assert other.l2_ == refit.l2_ != first.l2_
+    assert np.allclose(other.dense_weights_, refit.dense_weights_, atol=1e-6)
+    assert (other.sparse_weights_ != refit.sparse_weights_).nnz == 0
+    assert first.l2_share == 0.5  # the original is untouched
+
+
 def test_blender_learns_a_monotone_shape_and_calibrates():
     rng = np.random.default_rng(1)
     x = rng.normal(size=20_000)

@@ -163,6 +163,10 @@ class InterestParams(StrictModel):
 
     levels: list[InterestLevel] = Field(default_factory=lambda: ["product", "category", "brand"])
     top_k: int = Field(10, ge=1, le=1000)
+    #: The honest evaluation refits every level as of ``as_of - horizon``; above this many
+    #: customers it fits and scores a random sample of them (None = every customer), so its
+    #: cost stops growing with the shop. A smaller training set can only make it pessimistic.
+    evaluation_customers: int | None = Field(200_000, ge=1000)
 
 
 class ExportSpec(StrictModel):

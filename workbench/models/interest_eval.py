@@ -3,7 +3,9 @@
 ``run_interest_evaluation(params, cutoff, out_dir)`` fits the model exactly as a run with
 ``as_of = cutoff`` would (calibration on the horizon before the cutoff, nothing after it is
 read), then labels every customer x target with the purchases in ``(cutoff, cutoff + horizon]``.
-Customers evaluated: those known at the cutoff (an order, event or dated sign-up before it).
+Customers evaluated: those known at the cutoff (an order, event or dated sign-up before it);
+above ``interest.evaluation_customers`` of them, the levels are fitted and scored on a random
+sample of that size (the history of the others is not used, which can only hurt the model).
 
 Scorers, all computed from data up to the cutoff:
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from workbench import config, engine
@@ -255,6 +258,8 @@ def run_interest_evaluation(
     products = read_products(source.products, source.sales)
     levels, skipped = resolve_levels(params.interest.levels, products)
     customers = idata.customer_ids(source, as_of, include_undated=False)
+    known = len(customers)
+    customers = sample_customers(customers, params.interest.evaluation_customers, random_state)
     models = fit_levels(
         source,
         levels,
@@ -270,6 +275,8 @@ def run_interest_evaluation(
         "label_window_complete": bool(last >= end - timedelta(days=1)),
         "horizon_days": horizon,
         "engine": params.engine,
+        "customers_at_cutoff": known,
+        "customers_fitted": len(customers),
         "skipped_levels": skipped,
         "definitions": _definitions(),
         "levels": {},
@@ -297,6 +304,20 @@ def run_interest_evaluation(
 
         plot_evaluation(result, out_dir / FIGURE)
     return result
+
+
+def sample_customers(customers: pa.Array, limit: int | None, random_state: int = 0) -> pa.Array:
+    """At most ``limit`` of the sorted ``customers``, drawn at random, still sorted."""
+    if limit is None or len(customers) <= limit:
+        return customers
+    rng = np.random.default_rng(random_state)
+    pick = np.sort(rng.choice(len(customers), limit, replace=False))
+    log.info(
+        "evaluation fitted on %d of %d customers (interest.evaluation_customers)",
+        limit,
+        len(customers),
+    )
+    return customers.take(pa.array(pick))
 
 
 def _definitions() -> dict[str, str]:

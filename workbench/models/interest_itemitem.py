@@ -113,6 +113,34 @@ class ItemItem(BaseEstimator):
         )
         return self
 
+    def with_l2_share(self, X: sparse.spmatrix, l2_share: float) -> ItemItem:
+        """A copy refitted with another EASE penalty share, reusing the cosine tail.
+
+        Only the dense EASE block depends on the penalty, so trying several penalties costs
+        one Gram inversion each, not a refit of the (often larger) cosine neighbours.
+
+        Parameters
+        ----------
+        X : scipy.sparse matrix
+            The matrix this model was fitted on.
+        l2_share : float
+            New penalty relative to the mean buyers per target (``l2`` is cleared).
+
+        Returns
+        -------
+        ItemItem
+            A new fitted model; ``self`` is unchanged.
+        """
+        other = ItemItem(**{**self.get_params(), "l2": None, "l2_share": l2_share})
+        X = sparse.csc_matrix(X, dtype=np.float64)
+        X.data[:] = 1.0
+        X.eliminate_zeros()
+        other.n_targets_ = self.n_targets_
+        other.dense_index_ = self.dense_index_
+        other.dense_weights_, other.l2_ = other._ease(X[:, self.dense_index_])
+        other.sparse_weights_ = self.sparse_weights_
+        return other
+
     def _ease(self, Xd: sparse.csc_matrix) -> tuple[np.ndarray, float]:
         gram = (Xd.T @ Xd).toarray().astype(np.float32)
         diag = np.diag(gram).astype(np.float64)

@@ -175,7 +175,7 @@ class InterestModel(BaseEstimator):
         self.l2_auc_: dict[str, float] = {}
         if tune:
             snap0.itemitem, share, self.l2_auc_ = self._choose_l2(
-                snap0, rows, cols, y, weight, features["bought"], ii_params
+                snap0, rows, cols, y, weight, features["bought"]
             )
             kwargs["itemitem"] = {**ii_params, "l2_share": share}
         features.update(
@@ -226,7 +226,6 @@ class InterestModel(BaseEstimator):
         y: np.ndarray,
         weight: np.ndarray,
         bought: np.ndarray,
-        params: Mapping[str, Any],
     ) -> tuple[ItemItem, float, dict[str, float]]:
         """The EASE penalty whose scores best rank new-to-target purchases of the period."""
         new = bought == 0
@@ -239,8 +238,7 @@ class InterestModel(BaseEstimator):
         best = (-1.0, fitted, float(self.l2_shares[0]))
         X = feat.cf_input(snap.profile)
         for share in self.l2_shares:
-            model = fitted if share == self.l2_shares[0] else None
-            model = model or ItemItem(**{**params, "l2_share": share}).fit(X)
+            model = fitted if share == self.l2_shares[0] else fitted.with_l2_share(X, share)
             cf = sampling.sample_cf(
                 snap, model, rows[sel], cols[sel], block_cells=self.block_cells
             )["cf_dense"]

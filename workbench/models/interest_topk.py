@@ -64,7 +64,10 @@ class TopK:
         )
         self.tail_terms = model.target_terms(self.tail)
         order = np.argsort(-self.tail_terms, kind="stable")
-        self.best_tail = self.tail[order[: self.k]]
+        self.best_pos = np.sort(order[: self.k])
+        self.best_tail = self.tail[self.best_pos]
+        self.where = np.full(m, -1, np.int64)
+        self.where[self.tail] = np.arange(len(self.tail))
         self.tail_weights = ii.sparse_weights_.tocsc()[:, self.tail].tocsr()
         # sum over tail targets of P(customer terms x + target terms + g(0)), as a function of
         # x; constant outside the calibration curve's range, so the grid spans just that
@@ -83,54 +86,76 @@ class TopK:
             logit = model.logit_block(profile, customer)
             top, vals = _dense_top_k(logit, self.k)
             return top, vals, b.probability(logit).sum(axis=1, dtype=np.float64)
-        n, m = profile.n_rows, profile.n_targets
+        n = profile.n_rows
         head_logit = model.logit_block(profile, customer, self.head)
         h_top, h_vals = _dense_top_k(head_logit, min(self.k, len(self.head)))
         expected = b.probability(head_logit).sum(axis=1, dtype=np.float64)
         cust = model.customer_terms(customer).astype(np.float64)
         expected += np.interp(cust, self.grid, self.grid_sum)
-        # tail candidates: cosine scores, profile entries, the best tail targets for everyone
-        cos = sparse.csr_matrix(feat.cf_input(profile) @ self.tail_weights).tocoo()
-        in_tail = np.zeros(m, bool)
-        in_tail[self.tail] = True
-        prof_rows = profile.rows().astype(np.int64)
+        # tail candidates, each (customer, tail target) once: B = the profile entries (they
+        # carry pair terms), A = the other cosine scores, C = the best tail targets for
+        # everyone that are in neither (their logit is the base logit). Keys are
+        # row * tail size + tail position.
+        mt = len(self.tail)
+        cos = sparse.csr_matrix(feat.cf_input(profile) @ self.tail_weights)
+        cos.sort_indices()
+        a_rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(cos.indptr))
+        a_keys = a_rows * mt + cos.indices
+        a_cf = cos.data
+        in_tail = self.where >= 0
         prof_tail = in_tail[profile.indices]
-        keys = np.unique(
-            np.concatenate(
-                [
-                    cos.row.astype(np.int64) * m + self.tail[cos.col],
-                    prof_rows[prof_tail] * m + profile.indices[prof_tail],
-                    (np.arange(n, dtype=np.int64)[:, None] * m + self.best_tail[None, :]).ravel(),
-                ]
+        b_rows = profile.rows().astype(np.int64)[prof_tail]
+        b_keys = b_rows * mt + self.where[profile.indices[prof_tail]]
+        order = np.argsort(b_keys, kind="stable")
+        b_rows, b_keys = b_rows[order], b_keys[order]
+        b_pair = model.pair_terms(profile)[prof_tail][order] if profile.nnz else np.zeros(0)
+        b_in_a, a_at = _find(a_keys, b_keys)
+        b_cf = np.where(b_in_a, a_cf[a_at], 0.0) if len(a_keys) else np.zeros(len(b_keys))
+        a_keep = np.ones(len(a_keys), bool)
+        a_keep[a_at[b_in_a]] = False
+        c_rows = np.repeat(np.arange(n, dtype=np.int64), len(self.best_pos))
+        c_keys = c_rows * mt + np.tile(self.best_pos, n)
+        c_keep = ~(_find(a_keys, c_keys)[0] | _find(b_keys, c_keys)[0])
+        a_rows, a_keys, a_cf = a_rows[a_keep], a_keys[a_keep], a_cf[a_keep]
+        c_rows, c_keys = c_rows[c_keep], c_keys[c_keep]
+        g_dense0 = float(b.shape("cf_dense", np.zeros(1))[0])
+        cust32 = cust.astype(np.float32)
+
+        def logits(
+            rows: np.ndarray, keys: np.ndarray, cf: np.ndarray
+        ) -> tuple[np.ndarray, np.ndarray]:
+            base = cust32[rows] + self.tail_terms[keys % mt]
+            return base + (g_dense0 + b.shape("cf_sparse", cf.astype(np.float32))), base
+
+        a_logit, a_base = logits(a_rows, a_keys, a_cf)
+        b_logit, b_base = logits(b_rows, b_keys, b_cf)
+        b_logit = b_logit + b_pair.astype(np.float32)
+        c_logit = cust32[c_rows] + self.tail_terms[c_keys % mt] + np.float32(self.zero_cf)
+        for rows, logit, base in ((a_rows, a_logit, a_base), (b_rows, b_logit, b_base)):
+            expected += np.bincount(
+                rows,
+                weights=b.probability(logit).astype(np.float64)
+                - b.probability(base + np.float32(self.zero_cf)),
+                minlength=n,
             )
-        )
-        rows, cols = keys // m, keys % m
-        cos_keys = cos.row.astype(np.int64) * m + self.tail[cos.col]
-        order = np.argsort(cos_keys)
-        cos_keys, cos_vals = cos_keys[order], cos.data[order]
-        cf = _lookup(cos_keys, cos_vals, keys)
-        pair_keys = prof_rows * m + profile.indices
-        pair = _lookup(pair_keys, model.pair_terms(profile), keys) if profile.nnz else 0.0
-        where = np.full(m, -1, np.int64)
-        where[self.tail] = np.arange(len(self.tail))
-        terms = self.tail_terms[where[cols]]
-        base = cust[rows] + terms + self.zero_cf
-        logit = (
-            cust[rows]
-            + terms
-            + b.shape("cf_dense", np.zeros(1))[0]
-            + b.shape("cf_sparse", cf.astype(np.float32))
-            + pair
-        )
-        expected += np.bincount(
-            rows,
-            weights=b.probability(logit).astype(np.float64) - b.probability(base),
-            minlength=n,
-        )
+        # only candidates at least as good as the k-th head target can enter the top k
+        floor = h_vals[:, -1] if h_vals.shape[1] >= self.k else np.full(n, -np.inf, np.float32)
+        cand_rows, cand_keys, cand_vals = [], [], []
+        for rows, keys, logit in ((a_rows, a_keys, a_logit), (b_rows, b_keys, b_logit)):
+            ok = logit >= floor[rows]
+            cand_rows.append(rows[ok])
+            cand_keys.append(keys[ok])
+            cand_vals.append(logit[ok])
+        cand_rows.append(c_rows)
+        cand_keys.append(c_keys)
+        cand_vals.append(c_logit)
+        t_rows = np.concatenate(cand_rows)
+        t_cols = self.tail[np.concatenate(cand_keys) % mt]
+        t_vals = np.concatenate(cand_vals).astype(np.float32)
         # merge head top-k and tail candidates, keep the best k per customer
-        all_rows = np.r_[np.repeat(np.arange(n), h_top.shape[1]), rows]
-        all_cols = np.r_[self.head[h_top.ravel()], cols]
-        all_vals = np.r_[h_vals.ravel(), logit.astype(np.float32)]
+        all_rows = np.r_[np.repeat(np.arange(n), h_top.shape[1]), t_rows]
+        all_cols = np.r_[self.head[h_top.ravel()], t_cols]
+        all_vals = np.r_[h_vals.ravel(), t_vals]
         order = np.lexsort((-all_vals, all_rows))
         all_rows, all_cols, all_vals = all_rows[order], all_cols[order], all_vals[order]
         start = np.searchsorted(all_rows, np.arange(n))
@@ -142,10 +167,9 @@ class TopK:
         )
 
 
-def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """``values`` at ``keys`` (0 where a key is absent); ``sorted_keys`` must be sorted."""
+def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each of ``keys`` is in ``sorted_keys``, and its position there."""
     if len(sorted_keys) == 0:
-        return np.zeros(len(keys), np.float64)
+        return np.zeros(len(keys), bool), np.zeros(len(keys), np.int64)
     at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    hit = sorted_keys[at] == keys
-    return np.where(hit, np.asarray(values, dtype=np.float64)[at], 0.0)
+    return sorted_keys[at] == keys, at
