@@ -53,14 +53,28 @@ def prepare(folder: Path, customers: int, seed: int) -> Path:
 
 
 class TreeMemory:
-    """Peak resident memory of a process and all its descendants, sampled in a thread."""
+    """Peak resident memory of a process and all its descendants, sampled in a thread.
+
+    Each notebook step runs in its own kernel process, so the peak is also kept per kernel,
+    in the order the kernels appeared (``kernel_peaks_mb``): step i is the i-th kernel.
+    """
 
     def __init__(self, pid: int, every: float = 0.5) -> None:
         self.root = psutil.Process(pid)
         self.every = every
         self.peak_mb = 0.0
+        self.kernel_peaks_mb: dict[int, float] = {}
+        self._is_kernel: dict[int, bool] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _kernel(self, proc: psutil.Process) -> bool:
+        if proc.pid not in self._is_kernel:
+            try:
+                self._is_kernel[proc.pid] = "ipykernel" in " ".join(proc.cmdline())
+            except psutil.Error:
+                return False
+        return self._is_kernel[proc.pid]
 
     def _sample(self) -> None:
         while not self._stop.is_set():
@@ -74,7 +88,11 @@ class TreeMemory:
                     total += proc.memory_info().rss
                 except psutil.Error:
                     continue
-            self.peak_mb = max(self.peak_mb, total / 2**20)
+            mb = total / 2**20
+            self.peak_mb = max(self.peak_mb, mb)
+            for proc in procs:
+                if self._kernel(proc):
+                    self.kernel_peaks_mb[proc.pid] = max(self.kernel_peaks_mb.get(proc.pid, 0), mb)
             self._stop.wait(self.every)
 
     def __enter__(self) -> TreeMemory:
@@ -106,6 +124,10 @@ def run_pipeline(params: Path, out: Path, engine: str, overrides: list[str]) -> 
         "peak_rss_mb": round(mem.peak_mb),
         "run_dir": str(runs[-1].parent) if runs else None,
         "steps": {s["name"]: s.get("seconds") for s in manifest.get("steps", [])},
+        "step_peak_rss_mb": {
+            s["name"]: round(mb)
+            for s, mb in zip(manifest.get("steps", []), mem.kernel_peaks_mb.values(), strict=False)
+        },
         "status": manifest.get("status"),
     }
 
@@ -125,6 +147,12 @@ def table(results: dict[str, Any]) -> str:
                 f"{int(size):>10,} {engine:<8} {cells} {r['seconds']:>9.1f} "
                 f"{r['peak_rss_mb']:>12,} {r['status'] or 'failed':>10}"
             )
+    lines.append("peak RSS MB per step (the whole process tree while the step's kernel ran):")
+    for size, by_engine in results["runs"].items():
+        for engine, r in by_engine.items():
+            peaks = r.get("step_peak_rss_mb", {})
+            cells = " ".join(f"{peaks.get(s, 0):>12,}" for s in steps)
+            lines.append(f"{int(size):>10,} {engine:<8} {cells}")
     for size, parity in results.get("parity", {}).items():
         verdict = "same outputs" if parity["same"] else "; ".join(parity["mismatches"][:3])
         lines.append(f"parity {int(size):,}: {verdict}")

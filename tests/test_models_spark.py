@@ -90,3 +90,32 @@ def test_duckdb_and_spark_agree(shop, spark):
     )
     # every label value occurs on both engines alike; the input exercises them
     assert set(duck_table["life_cycle"]) >= {"just_ordered", "active", "lost"}
+
+
+def _tag_with_pid(batch: pd.DataFrame) -> pd.DataFrame:
+    import os
+
+    return pd.DataFrame(
+        {"customer_id": batch["customer_id"], "twice": batch["x"] * 2.0, "pid": os.getpid()}
+    )
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "pyspark"])
+def test_per_customer_scoring_runs_in_the_engine(backend, spark):
+    """map_batches (CLV scoring) runs on Spark's Python workers, not on the driver."""
+    import os
+
+    con = (
+        engine.connect("duckdb", threads=1) if backend == "duckdb" else ibis.pyspark.connect(spark)
+    )
+    frame = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(5000)], "x": range(5000)})
+    table = con.create_view("map_input", ibis.memtable(frame), overwrite=True)
+    schema = {"customer_id": "string", "twice": "float64", "pid": "int64"}
+    out = engine.map_batches(table, _tag_with_pid, schema, batch_rows=1000).to_pandas()
+    out = out.sort_values("customer_id", ignore_index=True)
+    assert out["customer_id"].tolist() == frame["customer_id"].tolist()
+    assert out["twice"].tolist() == [2.0 * x for x in range(5000)]
+    if backend == "pyspark":
+        assert os.getpid() not in set(out["pid"])
+    else:
+        assert set(out["pid"]) == {os.getpid()}

@@ -16,6 +16,15 @@ def test_demo_params_validate(project_root):
     assert p.data.orders.path == str(project_root / "data" / "demo" / "online_retail.csv.gz")
 
 
+def test_monthly_params_are_the_demo_with_file_exports(project_root):
+    """The scheduled job's params (docs/scheduling.md) validate and read the demo data."""
+    monthly = load_params(project_root / "params" / "monthly.yaml")
+    demo = load_params(project_root / "params" / "demo.yaml")
+    assert monthly.run_name == "monthly"
+    assert monthly.data == demo.data and monthly.segments == demo.segments
+    assert [e.type for e in monthly.exports] == ["csv"]
+
+
 def test_params_are_frozen(project_root):
     p = load_params(project_root / "params" / "demo.yaml")
     with pytest.raises(Exception, match="frozen"):

@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ import ibis.expr.datatypes as dt
 from workbench.errors import ParamsError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from ibis.backends import BaseBackend
 
     from workbench.params import Params
@@ -38,6 +42,7 @@ def connect(
     spark_master: str = "local[2]",
     spark_driver_memory: str = "4g",
     spark_shuffle_partitions: int = 8,
+    spark_conf: Mapping[str, str] | None = None,
 ) -> BaseBackend:
     """Open an ibis connection.
 
@@ -53,8 +58,9 @@ def connect(
         DuckDB memory limit; work beyond it spills to ``workdir``.
     threads : int, optional
         DuckDB threads (default: all cores).
-    spark_master, spark_driver_memory, spark_shuffle_partitions
-        Spark session settings (an existing active session is reused).
+    spark_master, spark_driver_memory, spark_shuffle_partitions, spark_conf
+        Spark session settings (an existing active session is reused); ``spark_conf`` holds
+        any other Spark setting.
 
     Returns
     -------
@@ -77,6 +83,7 @@ def connect(
             driver_memory=spark_driver_memory,
             shuffle_partitions=spark_shuffle_partitions,
             local_dir=workdir,
+            conf=spark_conf,
         )
         return ibis.pyspark.connect(session)
     raise ParamsError(
@@ -95,6 +102,7 @@ def connect_for(params: Params, workdir: str | Path | None = None) -> BaseBacken
         spark_master=params.spark.master,
         spark_driver_memory=params.spark.driver_memory,
         spark_shuffle_partitions=params.spark.shuffle_partitions,
+        spark_conf=params.spark.conf,
     )
 
 
@@ -103,6 +111,7 @@ def spark_session(
     driver_memory: str = "4g",
     shuffle_partitions: int = 8,
     local_dir: str | Path | None = None,
+    conf: Mapping[str, str] | None = None,
 ) -> Any:
     """Return the active Spark session, creating a quiet UTC one when there is none."""
     try:
@@ -117,7 +126,9 @@ def spark_session(
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    # Python workers (pandas UDFs) must run this interpreter, with the same packages, unless the
+    # cluster says otherwise
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(master)
         .appName("audience-workbench")
@@ -133,6 +144,8 @@ def spark_session(
     )
     if local_dir is not None:
         builder = builder.config("spark.local.dir", str(Path(local_dir) / "spark_tmp"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, str(value))
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
@@ -220,6 +233,71 @@ def write_parquet(expr: ibis.Table, path: str | Path, *, scratch: bool = False) 
     else:
         expr.to_parquet(str(path), mode="overwrite", compression="lz4" if scratch else "snappy")
     return path
+
+
+#: Spark SQL type names of the ibis types :func:`map_batches` can return.
+_SPARK_TYPES = {"string": "string", "float64": "double", "int64": "bigint", "boolean": "boolean"}
+
+
+def map_batches(
+    expr: ibis.Table,
+    fn: Callable[[pd.DataFrame], pd.DataFrame],
+    schema: Mapping[str, str],
+    *,
+    label: str = "mapped",
+    batch_rows: int = 250_000,
+) -> ibis.Table:
+    """Apply a pandas function to a table batch by batch, where the engine runs.
+
+    On PySpark the function runs on the executors (``DataFrame.mapInPandas``), so no more than
+    one batch per task is ever in Python and nothing is collected to the driver; the result is
+    a temporary view. On DuckDB it runs in this process over Arrow batches of ``batch_rows``
+    rows and the result is a temporary table.
+
+    Parameters
+    ----------
+    expr : ibis.Table
+        Input rows.
+    fn : callable
+        ``pandas.DataFrame -> pandas.DataFrame`` with exactly the ``schema`` columns, one
+        output row per input row or any other number (it must be picklable for Spark).
+    schema : mapping of str to str
+        Output column -> ibis type name (``string``, ``float64``, ``int64``, ``boolean``).
+    label : str
+        Part of the temporary table's name.
+    batch_rows : int
+        Rows per batch (DuckDB batches; Spark's Arrow batch size).
+
+    Returns
+    -------
+    ibis.Table
+        The output rows on the same connection.
+    """
+    con = expr._find_backend()
+    name = f"_wb_{label}_{uuid.uuid4().hex[:12]}"
+    columns = list(schema)
+    if con.name == "pyspark":
+        session = con._session
+        session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
+        spark_schema = ", ".join(f"`{c}` {_SPARK_TYPES[t]}" for c, t in schema.items())
+
+        def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield fn(batch)[columns]
+
+        session.sql(con.compile(expr)).mapInPandas(run, spark_schema).createOrReplaceTempView(name)
+        return con.table(name)
+    import pyarrow as pa
+
+    arrow_schema = ibis.schema(dict(schema)).to_pyarrow()
+    parts = [
+        pa.Table.from_pandas(
+            fn(batch.to_pandas())[columns], schema=arrow_schema, preserve_index=False
+        )
+        for batch in expr.to_pyarrow_batches(chunk_size=batch_rows)
+    ]
+    table = pa.concat_tables(parts) if parts else arrow_schema.empty_table()
+    return con.create_table(name, table, temp=True)
 
 
 # --- the few scalar functions whose names or format syntax differ between engines -------------

@@ -150,6 +150,8 @@ class SparkParams(StrictModel):
     master: str = "local[2]"
     driver_memory: str = "4g"
     shuffle_partitions: int = Field(8, ge=1)
+    #: Any other Spark setting, e.g. ``spark.executor.memory: 8g`` on a cluster.
+    conf: dict[str, str] = Field(default_factory=dict)
 
 
 class ModelParams(StrictModel):

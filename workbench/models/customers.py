@@ -8,14 +8,15 @@ expression on the run's engine, the fitted models, and the metrics.json sections
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import ibis
 import pandas as pd
 
+from workbench import engine
 from workbench.models import behaviour, importance, lifecycle, price
 from workbench.models.behaviour import BehaviourModel, trend_period_days
 from workbench.models.features import PriceReference, customer_features, period_order_counts
@@ -104,17 +105,22 @@ def _attributes(customers: ibis.Table | None, taken: list[str]) -> ibis.Table | 
     return customers.select("customer_id", **{new: customers[old] for new, old in renames.items()})
 
 
-def _upload(like: ibis.Table, frame: pd.DataFrame, label: str) -> ibis.Table:
-    """Put a pandas frame into the backend of ``like`` as a named temporary table or view.
+#: Columns :meth:`CustomerValueModel.predict` adds per customer.
+SCORE_SCHEMA = {
+    "customer_id": "string",
+    "p_alive": "float64",
+    "churn_risk": "float64",
+    "expected_orders": "float64",
+    "expected_spend": "float64",
+    "predicted_clv": "float64",
+}
 
-    Not a bare ``ibis.memtable``: ibis 12 on PySpark does not register memtables inside an
-    expression it caches, and it has no temporary tables, so Spark gets a temporary view.
-    """
-    con = like._find_backend()
-    name = f"_wb_{label}_{uuid.uuid4().hex[:12]}"
-    if con.name == "pyspark":
-        return con.create_view(name, ibis.memtable(frame))
-    return con.create_table(name, frame, temp=True)
+
+def _score_batch(value: CustomerValueModel, batch: pd.DataFrame) -> pd.DataFrame:
+    """CLV and churn scores of one batch of customers (runs on Spark executors too)."""
+    scores = value.predict(batch.reset_index(drop=True))
+    scores.insert(0, "customer_id", batch["customer_id"].astype(str).to_numpy())
+    return scores
 
 
 def build_customers(
@@ -161,13 +167,14 @@ def build_customers(
         feats = feats.cache()
 
     value = CustomerValueModel(horizon_days=horizon_days, time_unit=time_unit, backend=backend)
-    value.fit(feats)
-    frame = feats.select(
-        "customer_id", "frequency", "repeat_span_days", "tenure_days", "monetary"
-    ).to_pandas()
-    scores = value.predict(frame)
-    scores.insert(0, "customer_id", frame["customer_id"].to_numpy())
-    scored = feats.inner_join(_upload(feats, scores, "scores"), "customer_id")
+    value.fit(feats)  # on aggregates: distinct (frequency, recency, T) rows and spend groups
+    scores = engine.map_batches(
+        feats.select("customer_id", "frequency", "repeat_span_days", "tenure_days", "monetary"),
+        partial(_score_batch, value),
+        SCORE_SCHEMA,
+        label="scores",
+    )
+    scored = feats.inner_join(scores, "customer_id")
 
     period = trend_period_days(feats)
     counts = period_order_counts(orders, as_of, period)
@@ -209,7 +216,7 @@ def build_customers(
     metrics = {
         "as_of": as_of.isoformat(),
         "horizon_days": h,
-        "customers": int(frame.shape[0]),
+        "customers": int(feats.count().to_pyarrow().as_py()),
         "clv": value.metrics(),
         "life_cycle": life.thresholds(),
         "importance": imp.thresholds(),

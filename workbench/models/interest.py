@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -181,7 +182,9 @@ def fit_interest(
             **model.fit_info_,
         }
     del models
+    started = time.perf_counter()
     top_k_table(run_dir, top_k=params.interest.top_k, rebuild=True, progress=progress)
+    summary["top_k_seconds"] = round(time.perf_counter() - started, 1)
     return summary
 
 

@@ -184,11 +184,12 @@ class Blender(BaseEstimator):
         design = self._design(features, masks, n)
         balanced = balanced_weights(y, sample_weight)
         self.validation_ = {}
+        start = None
         if self.C is None:
-            self.C_ = self._choose_C(design, y, balanced, groups)
+            self.C_, start = self._choose_C(design, y, balanced, groups)
         else:
             self.C_ = float(self.C)
-        lr = self._logistic(self.C_).fit(design, y, sample_weight=balanced)
+        lr = self._logistic(self.C_, start).fit(design, y, sample_weight=balanced)
         self.intercept_ = float(lr.intercept_[0])
         self.coef_ = {}
         offset = 0
@@ -203,8 +204,12 @@ class Blender(BaseEstimator):
         self.iso_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
         return self
 
-    def _logistic(self, C: float) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=self.max_iter, tol=1e-5)
+    def _logistic(self, C: float, start: LogisticRegression | None = None) -> LogisticRegression:
+        """A logistic regression, warm-started from ``start``'s solution when given."""
+        lr = LogisticRegression(C=C, max_iter=self.max_iter, tol=1e-5, warm_start=True)
+        if start is not None:
+            lr.coef_, lr.intercept_ = start.coef_.copy(), start.intercept_.copy()
+        return lr
 
     def _choose_C(
         self,
@@ -212,24 +217,27 @@ class Blender(BaseEstimator):
         y: np.ndarray,
         weight: np.ndarray,
         groups: np.ndarray | None,
-    ) -> float:
+    ) -> tuple[float, LogisticRegression | None]:
+        """The ``C`` with the lowest held-out log loss, and its fitted model (a warm start)."""
         rng = np.random.default_rng(self.random_state)
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
         uniq = np.unique(groups)
         held = rng.random(len(uniq)) < self.validation_share
         val = np.isin(groups, uniq[held])
         if not (y[val].any() and y[~val].any()):
-            return self.C_grid[len(self.C_grid) // 2]
-        best, best_loss = self.C_grid[0], np.inf
-        for C in self.C_grid:
-            lr = self._logistic(C).fit(design[~val], y[~val], sample_weight=weight[~val])
+            return self.C_grid[len(self.C_grid) // 2], None
+        best, best_loss, best_lr = self.C_grid[0], np.inf, None
+        lr = None
+        # strongest penalty first, each fit starting from the previous solution
+        for C in sorted(self.C_grid):
+            lr = self._logistic(C, lr).fit(design[~val], y[~val], sample_weight=weight[~val])
             p = np.clip(lr.predict_proba(design[val])[:, 1], 1e-12, 1 - 1e-12)
             yv = y[val]
             loss = -np.average(yv * np.log(p) + (1 - yv) * np.log(1 - p), weights=weight[val])
             self.validation_[C] = float(loss)
             if loss < best_loss:
-                best, best_loss = C, loss
-        return float(best)
+                best, best_loss, best_lr = C, loss, lr
+        return float(best), best_lr
 
     def shape(self, name: str, x: np.ndarray) -> np.ndarray:
         """The contribution ``g_name(x)`` of a feature (same shape as ``x``, float32)."""

@@ -19,6 +19,7 @@ chunk sizes chosen so a dense ``customers x targets`` block stays under ``block_
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,6 +143,7 @@ class InterestModel(BaseEstimator):
         progress : bool
             Show progress bars.
         """
+        started = time.perf_counter()
         as_of = idata.instant(as_of)
         start = as_of - timedelta(days=self.horizon_days)
         n = len(customers)
@@ -215,6 +217,7 @@ class InterestModel(BaseEstimator):
         self.customers_ = customers
         self.as_of_ = as_of
         self.snapshot_ = feat.build_snapshot(source, catalog, customers, known_now, as_of, **kwargs)
+        self.fit_info_["fit_seconds"] = round(time.perf_counter() - started, 1)
         log.info("%s model fitted: %s", self.level, self.fit_info_)
         return self
 
