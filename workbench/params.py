@@ -142,6 +142,12 @@ class IngestParams(StrictModel):
         "parse reason (bad timestamp, bad number): the mapping or format is likely wrong",
     )
     memory_limit: str = Field("4GB", description="DuckDB memory limit; larger work spills")
+    incremental: bool = Field(
+        False,
+        description="orders / events read from a folder of Parquet files: reuse the last "
+        "succeeded run's rows and read only files it did not see (workbench/ingest/"
+        "incremental.py says when it falls back to a full ingest)",
+    )
 
 
 class SparkParams(StrictModel):

@@ -353,18 +353,36 @@ def _finish_orders(
         "customer_country": p.get("customer_country", ibis.null("string")),
     }
     table = t.select(**cols, **raw, **{REASON: _reason(rules)})
-    if spec.dedupe:
-        if "line_no" in p:  # same order, product and line number: keep the earliest
-            table = _first_of_key(
-                table,
-                ["order_id", "product_id", "line_no"],
-                "duplicate_line",
-                order_by=["ordered_at", "quantity", "unit_price", "customer_id"],
-            )
-        else:  # identical lines
-            keys = ["order_id", "customer_id", "ordered_at", "product_id", "quantity", "unit_price"]
-            table = _first_of_key(table, keys, "duplicate_line")
+    keys = order_line_keys(spec, "line_no" in p)
+    if keys and "line_no" in p:  # same order, product and line number: keep the earliest
+        table = _first_of_key(
+            table,
+            keys,
+            "duplicate_line",
+            order_by=["ordered_at", "quantity", "unit_price", "customer_id"],
+        )
+    elif keys:  # identical lines
+        table = _first_of_key(table, keys, "duplicate_line")
     return table
+
+
+def order_line_keys(spec: OrdersSource, has_line_no: bool) -> list[str]:
+    """Columns that make two order lines the same line (``duplicate_line``); [] = no dedupe."""
+    if not spec.dedupe:
+        return []
+    if has_line_no:
+        return ["order_id", "product_id", "line_no"]
+    return ["order_id", "customer_id", "ordered_at", "product_id", "quantity", "unit_price"]
+
+
+def mark_repeats(staged: ibis.Table, seen: ibis.Table, keys: list[str]) -> ibis.Table:
+    """Mark good rows of ``staged`` whose ``keys`` occur in ``seen`` as ``duplicate_line``."""
+    known = seen.select(*keys).distinct().mutate(_wb_seen=ibis.literal(True))
+    joined = staged.left_join(known, keys).drop(*(f"{k}_right" for k in keys))
+    good = joined[REASON].isnull() & joined["_wb_seen"].notnull()
+    return joined.mutate(
+        **{REASON: ibis.ifelse(good, ibis.literal("duplicate_line"), joined[REASON])}
+    ).drop("_wb_seen")
 
 
 def normalise_products(opened: OpenedSource, spec: Source) -> Staged:

@@ -8,6 +8,7 @@ streams through the engine; no input file is ever loaded whole into pandas.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,8 +26,9 @@ from tqdm.auto import tqdm
 
 from workbench import config, engine
 from workbench.errors import InputDataError
+from workbench.ingest import incremental as inc
 from workbench.ingest import normalise as nz
-from workbench.ingest.sources import open_source
+from workbench.ingest.sources import OpenedSource, open_source
 from workbench.ingest.tables import TABLES
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class TableReport:
     nulled: dict[str, int] = field(default_factory=dict)
     derived_from: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    spec_sha256: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -178,27 +181,68 @@ class Ingestor:
         self.con = con if con is not None else engine.connect_for(params, self.run_dir / "work")
         self.quarantine_parts: list[Path] = []
         self.reports: dict[str, TableReport] = {}
+        self.digests: dict[str, list[dict[str, Any]]] = {}
+        self.incremental: dict[str, dict[str, Any]] = {}
+
+    def _plan_reuse(self, name: str, opened: OpenedSource) -> inc.Reuse | None:
+        """The previous run's rows to reuse for ``name`` (``ingest.incremental``), if any."""
+        if not self.params.ingest.incremental:
+            return None
+        reuse, why = inc.plan(self.params, name, self.run_dir, self.digests[name])
+        if reuse is None:
+            log.info("%s: full ingest (%s)", name, why)
+            self.incremental[name] = {"full_ingest": why}
+        else:
+            self.incremental[name] = reuse.note()
+            log.info("%s: incremental ingest %s", name, self.incremental[name])
+        return reuse
 
     def ingest_table(self, name: str) -> TableReport:
-        """Ingest one configured table."""
+        """Ingest one configured table (only its new files when the last run can be reused)."""
         spec = getattr(self.params.data, name)
         opened = open_source(self.con, name, spec, TABLES[name], self.work)
+        self.digests[name] = [file_digest(f) for f in opened.files if f.is_file()]
+        reuse = self._plan_reuse(name, opened)
+        if reuse is not None:
+            if not reuse.new_files:
+                return self._reuse_only(name, opened, reuse)
+            folder = inc.link_files(reuse.new_files, self.work / f"{name}.new")
+            opened = open_source(
+                self.con,
+                name,
+                spec.model_copy(update={"path": str(folder)}),
+                TABLES[name],
+                self.work,
+            )
+            opened.label = f"{spec.path} ({len(reuse.new_files)} new file(s))"
         staged_expr = nz.normalise(name, opened, spec, self.params.currency)
+        if reuse is not None and name == "orders":
+            keys = nz.order_line_keys(spec, "line_no" in opened.mapping)
+            if keys:
+                previous = engine.read_parquet(self.con, reuse.data)
+                first = staged_expr.finish
+                staged_expr = dataclasses.replace(
+                    staged_expr, finish=lambda t: nz.mark_repeats(first(t), previous, keys)
+                )
         stage_path = engine.write_parquet(
             staged_expr.table, self.work / f"{name}.stage.parquet", scratch=True
         )
         staged = engine.read_parquet(self.con, stage_path)
         counts = reason_counts(staged)
         total = sum(counts.values())
-        if total == 0:
+        if total == 0 and reuse is None:
             raise InputDataError(
                 "the source has no rows", where=opened.label, fix="check the file or query"
             )
-        check_parse_failures(
-            name, staged, counts, self.params.ingest.max_reject_share, opened.label
-        )
+        if total:
+            check_parse_failures(
+                name, staged, counts, self.params.ingest.max_reject_share, opened.label
+            )
         good = staged.filter(staged[nz.REASON].isnull())
         clean = good.select(*staged_expr.clean_columns)
+        if reuse is not None:
+            previous = engine.read_parquet(self.con, reuse.data).select(*clean.columns)
+            clean = previous.cast(clean.schema()).union(clean)
         engine.write_parquet(clean, self.data_dir / f"{name}.parquet")
         bad = staged.filter(staged[nz.REASON].notnull())
         quarantine = bad.select(
@@ -217,16 +261,51 @@ class Ingestor:
             )
         report = TableReport(
             table=name,
-            source=opened.label,
+            source=str(spec.path) if reuse is not None else opened.label,
             detected=opened.detected,
-            files=[file_digest(f) for f in opened.files if f.is_file()],
+            files=self.digests[name],
             rows_read=total,
             rows_kept=counts.get(None, 0),
             quarantined=dict(
                 sorted(((k, v) for k, v in counts.items() if k), key=lambda kv: -kv[1])
             ),
             nulled=_nulled_counts(staged, staged_expr.parsed_optional),
+            spec_sha256=inc.spec_digest(self.params, name),
         )
+        if reuse is not None:
+            self._add_previous(report, reuse)
+        return self._finish_report(name, report)
+
+    def _add_previous(self, report: TableReport, reuse: inc.Reuse) -> None:
+        """Fold the previous run's counts and quarantined rows of the table into this one."""
+        old = reuse.report
+        report.rows_read += old.get("rows_read", 0)
+        report.rows_kept += old.get("rows_kept", 0)
+        report.quarantined = inc.merge_counts(old.get("quarantined", {}), report.quarantined)
+        report.nulled = inc.merge_counts(old.get("nulled", {}), report.nulled)
+        part = inc.previous_quarantine(reuse, self.work / f"{report.table}.quarantine.old.parquet")
+        if part is not None:
+            self.quarantine_parts.append(part)
+
+    def _reuse_only(self, name: str, opened: OpenedSource, reuse: inc.Reuse) -> TableReport:
+        """No new file: the previous run's table and quarantine, as they are."""
+        target = self.data_dir / f"{name}.parquet"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if reuse.data.is_dir():
+            shutil.copytree(reuse.data, target)
+        else:
+            shutil.copy2(reuse.data, target)
+        report = TableReport(
+            table=name,
+            source=opened.label,
+            detected=opened.detected,
+            files=self.digests[name],
+            spec_sha256=inc.spec_digest(self.params, name),
+        )
+        self._add_previous(report, reuse)
+        return self._finish_report(name, report)
+
+    def _finish_report(self, name: str, report: TableReport) -> TableReport:
         if name == "orders":
             report.facts = _order_facts(
                 engine.read_parquet(self.con, self.data_dir / "orders.parquet")
@@ -335,6 +414,7 @@ class Ingestor:
             },
             "first_order_at": orders.get("first_order_at"),
             "last_order_at": orders.get("last_order_at"),
+            "incremental": self.incremental or None,
         }
 
 
