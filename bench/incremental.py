@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     args = parser.parse_args(argv)
     params = args.shop / "params.yaml"
+    if not params.exists():  # the shop bench/pipeline.py generates for 1M customers
+        from workbench.synth import generate
+
+        generate(1_000_000, 1, args.shop, events=True, progress=True)
     parts = split(args.shop, args.days)
     outputs = WORK / "outputs"
     shutil.rmtree(outputs, ignore_errors=True)
