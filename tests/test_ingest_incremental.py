@@ -74,13 +74,19 @@ def _table(run_dir, name: str) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns), ignore_index=True)
 
 
-def test_incremental_ingest_equals_a_full_ingest(shop):
-    root, files = shop
-    out = root / "outputs"
+def _last_month(root, files, out):
+    """The previous run: the old files only, ingested and published under ``out``."""
     _write(root, files, ["old"])
     first = out / "synth_2025-01-01"
     ingest(_params(root, True), first, progress=False)
     _publish(first, "synth", "2025-01-01")
+    return first
+
+
+def test_incremental_ingest_equals_a_full_ingest(shop):
+    root, files = shop
+    out = root / "outputs"
+    first = _last_month(root, files, out)
 
     _write(root, files, ["old", "new"])
     inc_dir = out / "synth_2025-02-01"
@@ -123,10 +129,7 @@ def test_incremental_ingest_equals_a_full_ingest(shop):
 def test_an_edited_file_forces_a_full_ingest(shop):
     root, files = shop
     out = root / "outputs_edit"
-    _write(root, files, ["old"])
-    first = out / "synth_2025-01-01"
-    ingest(_params(root, True), first, progress=False)
-    _publish(first, "synth", "2025-01-01")
+    _last_month(root, files, out)
     edited = files["orders"]["old"].slice(0, files["orders"]["old"].num_rows - 3)
     pq.write_table(edited, root / "parts" / "orders" / "old.parquet")
     summary = ingest(_params(root, True), out / ".tmp-edit", progress=False)
