@@ -184,7 +184,7 @@ class Ingestor:
         self.digests: dict[str, list[dict[str, Any]]] = {}
         self.incremental: dict[str, dict[str, Any]] = {}
 
-    def _plan_reuse(self, name: str, opened: OpenedSource) -> inc.Reuse | None:
+    def _plan_reuse(self, name: str) -> inc.Reuse | None:
         """The previous run's rows to reuse for ``name`` (``ingest.incremental``), if any."""
         if not self.params.ingest.incremental:
             return None
@@ -202,7 +202,8 @@ class Ingestor:
         spec = getattr(self.params.data, name)
         opened = open_source(self.con, name, spec, TABLES[name], self.work)
         self.digests[name] = [file_digest(f) for f in opened.files if f.is_file()]
-        reuse = self._plan_reuse(name, opened)
+        reuse = self._plan_reuse(name)
+        previous = None
         if reuse is not None:
             if not reuse.new_files:
                 return self._reuse_only(name, opened, reuse)
@@ -215,11 +216,11 @@ class Ingestor:
                 self.work,
             )
             opened.label = f"{spec.path} ({len(reuse.new_files)} new file(s))"
+            previous = engine.read_parquet(self.con, reuse.data)
         staged_expr = nz.normalise(name, opened, spec, self.params.currency)
-        if reuse is not None and name == "orders":
+        if previous is not None and name == "orders":
             keys = nz.order_line_keys(spec, "line_no" in opened.mapping)
             if keys:
-                previous = engine.read_parquet(self.con, reuse.data)
                 first = staged_expr.finish
                 staged_expr = dataclasses.replace(
                     staged_expr, finish=lambda t: nz.mark_repeats(first(t), previous, keys)
@@ -240,9 +241,8 @@ class Ingestor:
             )
         good = staged.filter(staged[nz.REASON].isnull())
         clean = good.select(*staged_expr.clean_columns)
-        if reuse is not None:
-            previous = engine.read_parquet(self.con, reuse.data).select(*clean.columns)
-            clean = previous.cast(clean.schema()).union(clean)
+        if previous is not None:
+            clean = previous.select(*clean.columns).cast(clean.schema()).union(clean)
         engine.write_parquet(clean, self.data_dir / f"{name}.parquet")
         bad = staged.filter(staged[nz.REASON].notnull())
         quarantine = bad.select(
