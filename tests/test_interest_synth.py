@@ -148,6 +148,31 @@ def test_evaluation_of_a_large_shop_fits_a_customer_sample(shop, evaluation, tmp
     assert model > res["scorers"]["bought_before"]["overall"]["auc"] > 0.5
 
 
+def test_a_sample_fit_reads_only_the_samples_rows_and_fits_the_same_model(shop):
+    """``fit_source=source.restricted_to(sample)`` gives the model the full source gives."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest import fit_levels
+    from workbench.models.interest_eval import sample_customers
+
+    con = engine.connect("duckdb")
+    source = idata.InterestSource.from_run_dir(con, shop["run"])
+    as_of = idata.instant((shop["end"] - timedelta(days=HORIZON)).date())
+    sample = sample_customers(idata.customer_ids(source, as_of), 700, 3)
+    restricted = source.restricted_to(sample)
+    assert restricted.orders.count().execute() < source.orders.count().execute()
+    ids = set(restricted.orders.customer_id.execute())
+    assert ids <= set(sample.to_pylist())
+    kwargs = {"model_params": {"calibration_customers": 300}}
+    full = fit_levels(source, ["category"], as_of, HORIZON, sample, **kwargs)["category"]
+    fast = fit_levels(
+        source, ["category"], as_of, HORIZON, sample, fit_source=restricted, **kwargs
+    )["category"]
+    assert fast.fit_info_["calibration_rows"] == full.fit_info_["calibration_rows"]
+    rows = np.arange(len(sample))
+    np.testing.assert_allclose(fast.predict_proba(rows), full.predict_proba(rows), rtol=1e-6)
+
+
 def test_calibrated_within_tolerance_per_decile(evaluation):
     """Held-out period, per decile of predictions: |observed - predicted| within 25% of the
     prediction plus three binomial standard errors of the bin (and 0.0005 absolute)."""

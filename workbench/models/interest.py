@@ -100,8 +100,15 @@ def fit_levels(
     known: np.ndarray | None = None,
     model_params: Mapping[str, Any] | None = None,
     progress: bool = False,
+    fit_source: idata.InterestSource | None = None,
 ) -> dict[str, InterestModel]:
-    """Fit one :class:`InterestModel` per level as of ``as_of`` (nothing later is read)."""
+    """Fit one :class:`InterestModel` per level as of ``as_of`` (nothing later is read).
+
+    The targets and search matches come from ``source``; the models aggregate ``fit_source``
+    (default ``source``), e.g. ``source.restricted_to(customers)`` when ``customers`` is a
+    sample: the fit is the same, its aggregates only read the sample's rows.
+    """
+    fit_source = source if fit_source is None else fit_source
     products = read_products(source.products, source.sales)
     models = {}
     for level in levels:
@@ -111,7 +118,13 @@ def fit_levels(
             continue
         model = InterestModel(level, horizon_days, **dict(model_params or {}))
         models[level] = model.fit(
-            source, catalog, customers, as_of, query_map=query_map, known=known, progress=progress
+            fit_source,
+            catalog,
+            customers,
+            as_of,
+            query_map=query_map,
+            known=known,
+            progress=progress,
         )
     return models
 

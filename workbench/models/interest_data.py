@@ -107,6 +107,23 @@ class InterestSource:
             )
         return cls(orders, read("products"), read("events"), read("customers"))
 
+    def restricted_to(self, customers: pa.Array) -> InterestSource:
+        """The same tables keeping only the rows of ``customers`` (a semi-join per table).
+
+        A model fitted on a sample of customers then aggregates only their rows, instead of
+        aggregating every customer's and dropping the others afterwards. Products are kept.
+        """
+        ids = ibis.memtable(pa.table({"customer_id": pa.array(customers).cast(pa.string())}))
+
+        def keep(table: ibis.Table | None) -> ibis.Table | None:
+            if table is None:
+                return None
+            return table.semi_join(ids, table.customer_id == ids.customer_id)
+
+        return InterestSource(
+            keep(self.orders), self.products, keep(self.events), keep(self.customers)
+        )
+
     @property
     def sales(self) -> ibis.Table:
         """Order lines that are purchases (not returns or cancellations)."""

@@ -260,6 +260,7 @@ def run_interest_evaluation(
     customers = idata.customer_ids(source, as_of, include_undated=False)
     known = len(customers)
     customers = sample_customers(customers, params.interest.evaluation_customers, random_state)
+    fit_source = source.restricted_to(customers) if len(customers) < known else source
     models = fit_levels(
         source,
         levels,
@@ -268,6 +269,7 @@ def run_interest_evaluation(
         customers,
         model_params=model_params,
         progress=progress,
+        fit_source=fit_source,
     )
     result: dict[str, Any] = {
         "cutoff": as_of.isoformat(),
@@ -284,7 +286,7 @@ def run_interest_evaluation(
     if not result["label_window_complete"]:
         log.warning("the data end (%s) is inside the label window: labels are partial", last)
     for level, model in models.items():
-        pairs = idata.label_pairs(source.sales, model.catalog_.product_map, as_of, end)
+        pairs = idata.label_pairs(fit_source.sales, model.catalog_.product_map, as_of, end)
         labels = idata.to_arrays(pairs, customers, ["target_idx"])
         result["levels"][level] = {
             **evaluate_model(
