@@ -223,6 +223,28 @@ def test_top_k_table_and_score_target_agree(fitted):
         assert sc.loc[listed, "percentile"].mean() > sc.loc[~listed, "percentile"].mean() + 10
 
 
+def test_top_k_in_parts_and_worker_processes_equals_one_pass(fitted, tmp_path, monkeypatch):
+    """Small parts scored by two spawned processes give the table of one in-process pass."""
+    from workbench.models import interest_parts
+    from workbench.models import interest_store as store
+
+    run = tmp_path / "run"
+    shutil.copytree(fitted["run"] / store.MODEL_DIR, run / store.MODEL_DIR)
+    one = pd.read_parquet(top_k_table(run, top_k=5, rebuild=True, workers=1))
+    expected = {lvl: np.load(run / store.MODEL_DIR / lvl / store.EXPECTED) for lvl in LEVELS}
+    n = len(store.load_customers(run / store.MODEL_DIR))
+    monkeypatch.setattr(interest_parts, "MIN_PARALLEL_ROWS", 0)
+    monkeypatch.setattr(interest_parts, "PART_ROWS", 333)
+    parts = interest_parts.plan(LEVELS, n)
+    assert len(parts) == 2 * -(-n // 333) and parts[-1].stop == n
+    many = pd.read_parquet(top_k_table(run, top_k=5, rebuild=True, workers=2))
+    pd.testing.assert_frame_equal(one, many)
+    for lvl in LEVELS:
+        saved = np.load(run / store.MODEL_DIR / lvl / store.EXPECTED)
+        np.testing.assert_array_equal(saved, expected[lvl])
+    assert not (run / ".interest.parquet.parts").exists()
+
+
 def test_unknown_target_and_level_are_clear_errors(fitted):
     with pytest.raises(WorkbenchError) as err:
         score_target(fitted["run"], "brand", "Brightlin")

@@ -119,3 +119,31 @@ def test_per_customer_scoring_runs_in_the_engine(backend, spark):
         assert os.getpid() not in set(out["pid"])
     else:
         assert set(out["pid"]) == {os.getpid()}
+
+
+def test_interest_top_k_is_scored_on_the_executors(shop, spark, tmp_path):
+    """The top-k table scored in parts on Spark's Python workers equals the in-process one."""
+    import os
+    import shutil
+
+    from workbench.models import interest_parts
+    from workbench.models.interest import fit_interest, top_k_table
+
+    data, _ = shop
+    run = tmp_path / "run"
+    shutil.copytree(data, run / "data")
+    params = load_params(data.parent.parent / "src" / "params.yaml", ["interest.levels=[category]"])
+    fit_interest(params, run, engine.connect("duckdb", threads=1), progress=False)
+    local = pd.read_parquet(top_k_table(run, top_k=4, rebuild=True, workers=1))
+    folder = run / "interest_model"
+    n = len(pd.read_parquet(folder / "customers.parquet", columns=["customer_id"]))
+    parts = interest_parts.plan(["category"], n, part_rows=60)
+    assert len(parts) > 2
+    scratch = tmp_path / "parts"
+    done = interest_parts.score_parts(
+        folder, parts, 4, 20_000_000, scratch, con=ibis.pyspark.connect(spark)
+    )
+    assert done["where"] == "spark" and os.getpid() not in done["pids"]
+    interest_parts.stitch(folder, ["category"], parts, scratch, tmp_path / "spark.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spark.parquet"), local)
+    assert not scratch.exists()

@@ -246,6 +246,7 @@ def map_batches(
     *,
     label: str = "mapped",
     batch_rows: int = 250_000,
+    partitions: int | None = None,
 ) -> ibis.Table:
     """Apply a pandas function to a table batch by batch, where the engine runs.
 
@@ -267,6 +268,9 @@ def map_batches(
         Part of the temporary table's name.
     batch_rows : int
         Rows per batch (DuckDB batches; Spark's Arrow batch size).
+    partitions : int, optional
+        Spark only: spread the input rows over this many tasks first (for a few heavy rows,
+        such as one row per unit of work). Ignored on DuckDB.
 
     Returns
     -------
@@ -285,7 +289,10 @@ def map_batches(
             for batch in batches:
                 yield fn(batch)[columns]
 
-        session.sql(con.compile(expr)).mapInPandas(run, spark_schema).createOrReplaceTempView(name)
+        frame = session.sql(con.compile(expr))
+        if partitions:
+            frame = frame.repartition(partitions)
+        frame.mapInPandas(run, spark_schema).createOrReplaceTempView(name)
         return con.table(name)
     import pyarrow as pa
 

@@ -175,6 +175,9 @@ class InterestParams(StrictModel):
     #: customers it fits and scores a random sample of them (None = every customer), so its
     #: cost stops growing with the shop. A smaller training set can only make it pessimistic.
     evaluation_customers: int | None = Field(200_000, ge=1000)
+    #: Processes scoring the top-k table on DuckDB (None: one per CPU, at most 4); on Spark
+    #: the executors score it.
+    scoring_workers: int | None = Field(None, ge=1, le=64)
 
 
 class ExportSpec(StrictModel):

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from workbench import engine
 from workbench.errors import WorkbenchError
 from workbench.models import interest_data as idata
+from workbench.models import interest_parts
 from workbench.models import interest_store as store
 from workbench.models.interest_catalog import (
     TargetCatalog,
@@ -45,9 +45,8 @@ from workbench.models.interest_catalog import (
     close_matches,
     read_products,
 )
-from workbench.models.interest_model import InterestModel, chunk_rows
+from workbench.models.interest_model import InterestModel
 from workbench.models.interest_terms import match_queries
-from workbench.models.interest_topk import TopK
 
 if TYPE_CHECKING:
     from ibis.backends import BaseBackend
@@ -57,15 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT = "interest.parquet"
-OUTPUT_SCHEMA = pa.schema(
-    [
-        ("customer_id", pa.string()),
-        ("level", pa.string()),
-        ("target", pa.string()),
-        ("score", pa.float64()),
-        ("rank", pa.int32()),
-    ]
-)
+OUTPUT_SCHEMA = interest_parts.OUTPUT_SCHEMA
 
 
 class InterestTargetError(WorkbenchError):
@@ -196,7 +187,14 @@ def fit_interest(
         }
     del models
     started = time.perf_counter()
-    top_k_table(run_dir, top_k=params.interest.top_k, rebuild=True, progress=progress)
+    top_k_table(
+        run_dir,
+        top_k=params.interest.top_k,
+        rebuild=True,
+        progress=progress,
+        con=con,
+        workers=params.interest.scoring_workers,
+    )
     summary["top_k_seconds"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -219,6 +217,8 @@ def top_k_table(
     rebuild: bool = False,
     block_cells: int = 20_000_000,
     progress: bool = False,
+    con: BaseBackend | None = None,
+    workers: int | None = None,
 ) -> Path:
     """The per-customer top-k table ``run_dir/interest.parquet`` (built when missing).
 
@@ -234,6 +234,11 @@ def top_k_table(
         Largest dense customers x targets block scored at once.
     progress : bool
         Show progress bars.
+    con : ibis backend, optional
+        On a PySpark connection the customers are scored on the executors.
+    workers : int, optional
+        Scoring processes on this machine otherwise (see
+        :func:`workbench.models.interest_parts.score_parts`).
 
     Returns
     -------
@@ -253,43 +258,16 @@ def top_k_table(
         return out
     folder = _folder(run_dir)
     k = top_k or 10
-    customers = store.load_customers(folder)
-    ids = customers["customer_id"].combine_chunks()
-    tmp = out.with_suffix(".parquet.tmp")
-    with pq.ParquetWriter(tmp, OUTPUT_SCHEMA, compression="zstd") as writer:
-        for level in store.levels_in(folder):
-            model = store.load_model(folder, level)
-            targets = pa.array(model.catalog_.targets.astype(str), pa.string())
-            m = len(targets)
-            ranker = TopK(model, k)
-            kk = ranker.k
-            step = chunk_rows(len(ranker.head) if not ranker.dense else m, block_cells)
-            chunks = store.iter_chunks(folder, level, step, customers)
-            total = -(-customers.num_rows // step)
-            expected = np.zeros(customers.num_rows, np.float64)
-            for start, prof, cust in tqdm(
-                chunks, total=total, desc=f"top {kk} {level}", disable=not progress
-            ):
-                top, vals, exp = ranker.block(prof, cust)
-                n = len(top)
-                expected[start : start + n] = exp
-                rows = np.repeat(np.arange(start, start + n), kk)
-                writer.write_table(
-                    pa.table(
-                        {
-                            "customer_id": ids.take(pa.array(rows)),
-                            "level": pa.array([level] * (n * kk), pa.string()),
-                            "target": targets.take(pa.array(top.ravel())),
-                            "score": pa.array(
-                                model.blender_.probability(vals).ravel(), pa.float64()
-                            ),
-                            "rank": pa.array(np.tile(np.arange(1, kk + 1, dtype=np.int32), n)),
-                        },
-                        schema=OUTPUT_SCHEMA,
-                    )
-                )
-            np.save(folder / level / store.EXPECTED, expected)
-    tmp.replace(out)
+    levels = store.levels_in(folder)
+    n = pq.ParquetFile(folder / "customers.parquet").metadata.num_rows
+    parts = interest_parts.plan(levels, n)
+    scratch = run_dir / f".{OUTPUT}.parts"
+    shutil.rmtree(scratch, ignore_errors=True)
+    done = interest_parts.score_parts(
+        folder, parts, k, block_cells, scratch, con=con, workers=workers, progress=progress
+    )
+    log.info("top-%d table: %d parts scored in %s %s", k, len(parts), done["where"], done["pids"])
+    interest_parts.stitch(folder, levels, parts, scratch, out)
     return out
 
 

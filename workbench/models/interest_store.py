@@ -169,9 +169,29 @@ def load_model(folder: Path, level: str) -> InterestModel:
 
 
 def iter_chunks(
-    folder: Path, level: str, rows_per_chunk: int, customers: pa.Table | None = None
+    folder: Path,
+    level: str,
+    rows_per_chunk: int,
+    customers: pa.Table | None = None,
+    *,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[tuple[int, feat.Profile, dict[str, np.ndarray]]]:
     """Stream a saved profile in blocks of whole customers.
+
+    Parameters
+    ----------
+    folder : Path
+        The ``interest_model/`` folder.
+    level : str
+        Saved level.
+    rows_per_chunk : int
+        Customers per block.
+    customers : pyarrow.Table, optional
+        The saved customers table (read when not given).
+    start, stop : int
+        Customer rows streamed (default: all). Only the profile's row groups that hold rows of
+        this range are read, so parts of the table can be scored independently.
 
     Yields
     ------
@@ -181,33 +201,48 @@ def iter_chunks(
     customers = load_customers(folder) if customers is None else customers
     vectors = {k: customers[k].to_numpy() for k in CUSTOMER_COLUMNS}
     n = customers.num_rows
+    stop = n if stop is None else min(n, stop)
     n_targets = len(pq.read_table(folder / level / "targets.parquet", columns=["target_idx"]))
     reader = pq.ParquetFile(folder / level / "profile.parquet")
-    batches = reader.iter_batches(batch_size=PROFILE_ROW_GROUP)
+    groups = _row_groups(reader, start, stop)
+    batches = reader.iter_batches(batch_size=PROFILE_ROW_GROUP, row_groups=groups)
     buffer: list[pa.RecordBatch] = []
     done = False
-    for start in range(0, n, rows_per_chunk):
-        stop = min(n, start + rows_per_chunk)
-        while not done and (not buffer or _last_row(buffer[-1]) < stop):
+    for lo in range(start, stop, rows_per_chunk):
+        hi = min(stop, lo + rows_per_chunk)
+        while not done and (not buffer or _last_row(buffer[-1]) < hi):
             try:
                 buffer.append(next(batches))
             except StopIteration:
                 done = True
         table = pa.Table.from_batches(buffer, schema=reader.schema_arrow) if buffer else None
         rows = table["row"].to_numpy() if table is not None else np.zeros(0, np.int32)
-        cut = int(np.searchsorted(rows, stop))
-        part = table.slice(0, cut) if table is not None else None
+        first = int(np.searchsorted(rows, lo))
+        cut = int(np.searchsorted(rows, hi))
+        part = table.slice(first, cut - first) if table is not None else None
         rest = table.slice(cut) if table is not None else None
         buffer = rest.to_batches() if rest is not None and rest.num_rows else []
-        prow = rows[:cut]
-        indptr = np.searchsorted(prow, np.arange(start, stop + 1)).astype(np.int64)
+        prow = rows[first:cut]
+        indptr = np.searchsorted(prow, np.arange(lo, hi + 1)).astype(np.int64)
         values = {
             k: (part[k].to_numpy() if part is not None else np.zeros(0, np.float32))
             for k in feat.RAW_COLUMNS
         }
         idx = part["target_idx"].to_numpy() if part is not None else np.zeros(0, np.int32)
         profile = feat.Profile(n_targets, indptr, idx.astype(np.int32), values)
-        yield start, profile, {k: v[start:stop] for k, v in vectors.items()}
+        yield lo, profile, {k: v[lo:hi] for k, v in vectors.items()}
+
+
+def _row_groups(reader: pq.ParquetFile, start: int, stop: int) -> list[int]:
+    """Row groups of a profile file that may hold customer rows in ``[start, stop)``."""
+    meta = reader.metadata
+    col = reader.schema_arrow.get_field_index("row")
+    keep = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(col).statistics
+        if stats is None or not stats.has_min_max or (stats.max >= start and stats.min < stop):
+            keep.append(i)
+    return keep
 
 
 def _last_row(batch: pa.RecordBatch) -> int:
