@@ -389,6 +389,27 @@ def localize(backend: str, value: ibis.TimestampValue, zone: str) -> ibis.Timest
     return _spark_to_utc(value, zone)
 
 
+@ibis.udf.scalar.builtin(name="epoch")
+def _duckdb_epoch(value: dt.Timestamp(timezone="UTC")) -> dt.float64:  # type: ignore[empty-body]
+    """DuckDB ``epoch(timestamptz)``: seconds since 1970 (with the fraction)."""
+
+
+def whole_epoch_seconds(
+    value: ibis.TimestampValue, backend: str | None = None
+) -> ibis.FloatingValue:
+    """Whole seconds since 1970 of a UTC instant (float64), the same on every engine.
+
+    ibis renders ``epoch_seconds()`` on DuckDB as ``EPOCH(CAST(ts AS TIMESTAMP))``: the cast of
+    a ``TIMESTAMPTZ`` costs a time-zone computation per row (most of a decayed aggregate's
+    time over millions of events). DuckDB's ``epoch`` reads the instant directly; Spark's
+    ``unix_timestamp`` already drops the fraction. ``backend`` defaults to the column's.
+    """
+    backend = value._find_backend().name if backend is None else backend
+    if backend == "duckdb":
+        return _duckdb_epoch(value).floor().cast("float64")
+    return value.epoch_seconds().cast("float64")
+
+
 def trim(value: ibis.StringValue, backend: str) -> ibis.StringValue:
     r"""Remove leading and trailing whitespace, the same on every engine.
 

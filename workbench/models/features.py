@@ -30,6 +30,8 @@ from typing import Literal
 
 import ibis
 
+from workbench import engine
+
 DAY_SECONDS = 86_400
 PriceReference = Literal["product", "category"]
 
@@ -54,7 +56,7 @@ def epoch_day(value: date | datetime) -> int:
 
 def day_of(ts: ibis.TimestampValue) -> ibis.IntegerValue:
     """Days since 1970-01-01 of the UTC calendar day of a timestamp column."""
-    return (ts.epoch_seconds() // DAY_SECONDS).cast("int64")
+    return (engine.whole_epoch_seconds(ts) // DAY_SECONDS).cast("int64")
 
 
 def resolve_as_of(orders: ibis.Table, as_of: date | datetime | None) -> datetime:

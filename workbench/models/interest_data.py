@@ -55,11 +55,11 @@ def _lit(value: datetime) -> ibis.TimestampScalar:
 def _age_days(ts: ibis.TimestampValue, as_of: datetime) -> ibis.FloatingValue:
     """Days from ``ts`` back from ``as_of`` (float), ``ts`` counted in whole seconds.
 
-    Whole seconds on every engine: DuckDB's ``epoch`` keeps the fraction, Spark's
-    ``unix_timestamp`` drops it, so the fraction is truncated first.
+    Whole seconds on every engine (:func:`workbench.engine.whole_epoch_seconds`).
     """
     ref = instant(as_of).timestamp()
-    return (ibis.literal(ref) - ts.truncate("s").epoch_seconds().cast("float64")) / DAY_SECONDS
+    seconds = engine.whole_epoch_seconds(ts)
+    return (ibis.literal(ref) - seconds) / DAY_SECONDS
 
 
 def _decay(age: ibis.FloatingValue, half_life: float) -> ibis.FloatingValue:
