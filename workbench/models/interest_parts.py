@@ -83,11 +83,13 @@ def plan(levels: Sequence[str], n_customers: int, part_rows: int | None = None) 
     ]
 
 
-def _customers(folder: Path) -> pa.Table:
+def _customers(folder: Path) -> tuple[pa.Table, pa.Array]:
+    """The saved customers table and its ids as one array (read once per process)."""
     key = ("customers", str(folder), str((folder / "customers.parquet").stat().st_mtime_ns))
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = store.load_customers(folder)
+        table = store.load_customers(folder)
+        _CACHE[key] = (table, table["customer_id"].combine_chunks())
     return _CACHE[key]
 
 
@@ -104,8 +106,7 @@ def _ranker(folder: Path, level: str, k: int) -> TopK:
 def score_part(folder: Path, part: Part, k: int, block_cells: int, scratch: Path) -> int:
     """Score one part; writes ``scratch/<part>.parquet`` and ``.npy``; returns its rows."""
     folder, scratch = Path(folder), Path(scratch)
-    customers = _customers(folder)
-    ids = customers["customer_id"].combine_chunks()
+    customers, ids = _customers(folder)
     ranker = _ranker(folder, part.level, k)
     model = ranker.model
     targets = pa.array(model.catalog_.targets.astype(str), pa.string())
@@ -199,12 +200,12 @@ def score_parts(
         processes that scored.
     """
     scratch.mkdir(parents=True, exist_ok=True)
-    job: Callable[[Part], tuple[int, int]] = partial(
-        _score_one, folder=folder, k=k, block_cells=block_cells, scratch=scratch
-    )
     if con is not None and con.name == "pyspark":
         pids = _on_spark(con, folder, parts, k, block_cells, scratch)
         return {"where": "spark", "pids": pids}
+    job: Callable[[Part], tuple[int, int]] = partial(
+        _score_one, folder=folder, k=k, block_cells=block_cells, scratch=scratch
+    )
     workers = default_workers() if workers is None else workers
     total_rows = sum(p.stop - p.start for p in parts)
     bar = tqdm(total=len(parts), desc=f"top {k}", unit="part", disable=not progress)
