@@ -47,6 +47,26 @@ def test_parquet_with_typed_columns(tmp_path, write_params):
     _check_good_orders(tmp_path / "run")
 
 
+def test_parquet_typed_bad_rows_are_quarantined_with_their_values_as_text(tmp_path, write_params):
+    df = ORDERS_DF.assign(ordered_at=pd.to_datetime(ORDERS_DF.ordered_at, utc=True))
+    bad = df.iloc[:2].assign(order_id=["2001", "2002"])
+    bad.loc[bad.index[0], "ordered_at"] = pd.NaT  # typed column, no text to trim
+    bad.loc[bad.index[1], "unit_price"] = -1.25
+    pd.concat([df, bad], ignore_index=True).to_parquet(tmp_path / "orders.parquet")
+    params = write_params(data={"orders": {"path": "orders.parquet"}})
+    summary = ingest(load_params(params), tmp_path / "run")
+    _check_good_orders(tmp_path / "run")
+    assert summary["tables"]["orders"]["quarantined"] == {
+        "missing_timestamp": 1,
+        "negative_price": 1,
+    }
+    q = pd.read_parquet(tmp_path / "run" / "quarantine.parquet").set_index("order_id")
+    assert q.loc["2001", "reason"] == "missing_timestamp" and pd.isna(q.loc["2001", "ordered_at"])
+    assert q.loc["2002", "unit_price"] == "-1.25"
+    assert q.loc["2002", "ordered_at"].startswith(str(df.ordered_at.iloc[1].date()))
+    assert q.loc["2002", "quantity"] == str(df.quantity.iloc[1])
+
+
 def test_parquet_folder(tmp_path, write_params):
     (tmp_path / "parts").mkdir()
     ORDERS_DF.iloc[:2].to_parquet(tmp_path / "parts" / "a.parquet")

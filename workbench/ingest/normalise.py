@@ -74,7 +74,8 @@ class Staged:
     Attributes
     ----------
     parsed : ibis.Table
-        Parsed canonical columns, extra attributes and ``_raw_*`` string columns.
+        Parsed canonical columns, extra attributes and ``_raw_*`` columns (source values, in
+        the source's type).
     finish : callable
         ``finish(parsed_table) -> staged_table`` (clean columns, ``_raw_*``, ``_reason``).
     parsed_optional : dict
@@ -215,7 +216,10 @@ def _parse_pass(
         if c not in columns and c in tspec.columns:
             columns[c] = ibis.literal(str(value))
     parsed = {c: _parse(backend, tspec.kind(c), col, spec) for c, col in columns.items()}
-    raw = {f"{RAW_PREFIX}{c}": col.cast("string") for c, col in columns.items()}
+    # raw values stay in the source's type: only quarantined rows are ever shown, and they are
+    # cast to text when the quarantine is written (formatting 50M timestamps as text costs more
+    # than parsing them)
+    raw = {f"{RAW_PREFIX}{c}": col for c, col in columns.items()}
     attributes = {
         name: text(t[src]) if t[src].type().is_string() else t[src]
         for name, src in opened.attributes.items()
@@ -255,8 +259,9 @@ def _timestamp_rules(
     parsed: ibis.TimestampValue, raw: ibis.Value
 ) -> list[tuple[str, ibis.BooleanValue]]:
     latest = datetime.now(UTC) + timedelta(days=2)
+    missing = text(raw).isnull() if raw.type().is_string() else raw.isnull()
     return [
-        ("missing_timestamp", text(raw).isnull()),
+        ("missing_timestamp", missing),
         ("bad_timestamp", parsed.isnull()),
         (
             "timestamp_out_of_range",

@@ -81,7 +81,8 @@ def _examples(staged: ibis.Table, reason: str, column: str, n: int = 3) -> list[
     raw = f"{nz.RAW_PREFIX}{column}"
     if raw not in staged.columns:
         return []
-    rows = staged.filter(staged[nz.REASON] == reason).select(raw).limit(n).to_pyarrow()
+    rows = staged.filter(staged[nz.REASON] == reason).select(staged[raw].cast("string"))
+    rows = rows.limit(n).to_pyarrow()
     return rows.column(0).to_pylist()
 
 
@@ -250,7 +251,7 @@ class Ingestor:
             reason=bad[nz.REASON],
             source=ibis.literal(opened.label),
             **{
-                c.removeprefix(nz.RAW_PREFIX): bad[c]
+                c.removeprefix(nz.RAW_PREFIX): bad[c].cast("string")
                 for c in staged.columns
                 if c.startswith(nz.RAW_PREFIX)
             },
