@@ -98,6 +98,31 @@ def test_ease_matches_the_closed_form_and_cosine_covers_the_tail():
     assert not t2[:, capped.dense_index_].any()
 
 
+def test_item_item_learns_from_purchases_only_not_a_profiles_browse_entries():
+    """A profile's CF input stores zeros for browse-only entries: they are not purchases."""
+    rng = np.random.default_rng(2)
+    bought = (rng.random((300, 14)) < 0.2).astype(float)
+    browsed = (rng.random((300, 14)) < 0.4) & (bought == 0)
+    structure = sparse.csr_matrix(bought + browsed)  # every entry a profile would hold
+    X = sparse.csr_matrix(
+        (
+            structure.multiply(bought).tocsr()[structure.nonzero()].A1,
+            structure.indices,
+            structure.indptr,
+        ),
+        shape=structure.shape,
+    )
+    assert X.nnz == structure.nnz > sparse.csr_matrix(bought).nnz  # stored zeros present
+    for kwargs in ({"max_dense": 14}, {"max_dense": 6, "neighbours": 3}):
+        got = ItemItem(l2=5.0, **kwargs).fit(X)
+        want = ItemItem(l2=5.0, **kwargs).fit(sparse.csr_matrix(bought))
+        assert np.array_equal(got.dense_index_, want.dense_index_)
+        assert np.allclose(got.dense_weights_, want.dense_weights_)
+        assert abs(got.sparse_weights_ - want.sparse_weights_).max() == 0
+        other = got.with_l2_share(X, 4.0)
+        assert np.allclose(other.dense_weights_, want.with_l2_share(bought, 4.0).dense_weights_)
+
+
 def test_changing_the_ease_penalty_equals_a_refit_and_keeps_the_cosine_tail():
     rng = np.random.default_rng(1)
     X = sparse.csr_matrix((rng.random((400, 20)) < 0.25).astype(float))

@@ -90,9 +90,7 @@ class ItemItem(BaseEstimator):
         ItemItem
             self
         """
-        X = sparse.csc_matrix(X, dtype=np.float64)
-        X.data[:] = 1.0
-        X.eliminate_zeros()
+        X = _bought(X)
         n = X.shape[1]
         buyers = np.diff(X.indptr)
         self.n_targets_ = n
@@ -132,9 +130,7 @@ class ItemItem(BaseEstimator):
             A new fitted model; ``self`` is unchanged.
         """
         other = ItemItem(**{**self.get_params(), "l2": None, "l2_share": l2_share})
-        X = sparse.csc_matrix(X, dtype=np.float64)
-        X.data[:] = 1.0
-        X.eliminate_zeros()
+        X = _bought(X)
         other.n_targets_ = self.n_targets_
         other.dense_index_ = self.dense_index_
         other.dense_weights_, other.l2_ = other._ease(X[:, self.dense_index_])
@@ -224,6 +220,14 @@ class ItemItem(BaseEstimator):
             tail_cols = cols[~in_dense]
             sparse_out[:, ~in_dense] = (X @ self.sparse_weights_[:, tail_cols]).toarray()
         return dense_out, sparse_out
+
+
+def _bought(X: sparse.spmatrix) -> sparse.csc_matrix:
+    """1.0 where ``X`` is non-zero; stored zeros (a profile's browse-only entries) are dropped."""
+    X = sparse.csc_matrix(X, dtype=np.float64, copy=True)
+    X.eliminate_zeros()
+    X.data[:] = 1.0
+    return X
 
 
 def _spd_inverse(gram: np.ndarray) -> np.ndarray:
