@@ -200,3 +200,22 @@ def test_reliability_bins_and_brier():
     rel.add(np.array([0.2, 0.2, 0.8, 0.8]), np.array([0, 1, 1, 1]))
     assert rel.brier() == pytest.approx((0.04 + 0.64 + 0.04 + 0.04) / 4)
     assert [b["observed"] for b in rel.curve()] == [0.5, 1.0]
+
+
+def test_the_runs_evaluation_can_be_left_to_its_own_schedule(project_root):
+    from datetime import UTC, datetime, timedelta
+
+    from workbench.models.interest_eval import evaluation_cutoff
+    from workbench.params import load_params
+
+    params = load_params(project_root / "params" / "smoke.yaml")
+    as_of = datetime(2024, 12, 31, 23, 59, tzinfo=UTC)
+    h = params.models.horizon_days
+    long_ago, recent = datetime(2020, 1, 1, tzinfo=UTC), as_of - timedelta(days=h)
+    cutoff, why = evaluation_cutoff(params, as_of, long_ago)
+    assert cutoff == (as_of - timedelta(days=h)).date() and why == ""
+    assert evaluation_cutoff(params, as_of, recent)[0] is None
+    assert "two horizons" in evaluation_cutoff(params, as_of, None)[1]
+    off = load_params(project_root / "params" / "smoke.yaml", ["interest.evaluate=false"])
+    cutoff, why = evaluation_cutoff(off, as_of, long_ago)
+    assert cutoff is None and "interest.evaluate: false" in why and "evaluate-interest" in why

@@ -175,6 +175,10 @@ class InterestParams(StrictModel):
     #: customers it fits and scores a random sample of them (None = every customer), so its
     #: cost stops growing with the shop. A smaller training set can only make it pessimistic.
     evaluation_customers: int | None = Field(200_000, ge=1000)
+    #: Run the honest evaluation in every monthly run. ``false`` leaves it to
+    #: ``workbench evaluate-interest`` on its own schedule (e.g. quarterly): at 1M customers
+    #: it is the largest part of the Interested-In step after the fits.
+    evaluate: bool = True
     #: Processes scoring the top-k table on DuckDB (None: one per CPU, at most 4); on Spark
     #: the executors score it.
     scoring_workers: int | None = Field(None, ge=1, le=64)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +203,39 @@ def evaluate_model(
             if rel is not None:
                 result["reliability"].setdefault(s, {})[sub] = rel.curve()
     return result
+
+
+def evaluation_cutoff(
+    params: Params, as_of: datetime, first_order_at: datetime | None
+) -> tuple[date | None, str]:
+    """The cutoff of the run's honest evaluation, or None and why it is skipped.
+
+    Parameters
+    ----------
+    params : Params
+        Run parameters (``interest.evaluate``, ``models.horizon_days``).
+    as_of : datetime
+        The run's instant.
+    first_order_at : datetime or None
+        The first order line's time (None: no orders).
+
+    Returns
+    -------
+    tuple
+        ``(cutoff, "")`` (``as_of - horizon``) when the run evaluates, else ``(None, reason)``.
+    """
+    horizon = timedelta(days=params.models.horizon_days)
+    cutoff = (as_of - horizon).date()
+    if not params.interest.evaluate:
+        return None, (
+            "evaluation off (interest.evaluate: false); run `workbench evaluate-interest "
+            f"PARAMS --cutoff {cutoff}` on its own schedule"
+        )
+    if first_order_at is None or first_order_at.date() >= cutoff - horizon:
+        return None, (
+            f"not enough history before {cutoff}: the evaluation needs two horizons of orders"
+        )
+    return cutoff, ""
 
 
 def run_interest_evaluation(
