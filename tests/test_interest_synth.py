@@ -173,6 +173,55 @@ def test_a_sample_fit_reads_only_the_samples_rows_and_fits_the_same_model(shop):
     np.testing.assert_allclose(fast.predict_proba(rows), full.predict_proba(rows), rtol=1e-6)
 
 
+def test_keyed_aggregates_equal_the_id_keyed_ones(shop):
+    """Grouping by the customer's integer row (``source.keyed``) changes no profile entry."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest import prepare_level
+    from workbench.models.interest_catalog import read_products
+    from workbench.models.interest_features import BROWSE_HALF_LIVES, PURCHASE_HALF_LIVES
+
+    con = engine.connect("duckdb")
+    source = idata.InterestSource.from_run_dir(con, shop["run"])
+    as_of = idata.instant((shop["end"] - timedelta(days=HORIZON)).date())
+    customers = idata.customer_ids(source, as_of)
+    products = read_products(source.products, source.sales)
+    catalog, query_map = prepare_level(source, products, "keyword", as_of)
+    assert query_map is not None and len(query_map)
+
+    def arrays(src: idata.InterestSource) -> list[pd.DataFrame]:
+        pm = catalog.product_map
+        tables = {
+            "purchases": (
+                idata.purchase_pairs(src.sales, pm, as_of, PURCHASE_HALF_LIVES),
+                ["target_idx", "days", "first_age", "last_age", *PURCHASE_HALF_LIVES],
+            ),
+            "browse": (
+                idata.event_pairs(src.events, pm, query_map, as_of, BROWSE_HALF_LIVES),
+                ["target_idx", *BROWSE_HALF_LIVES],
+            ),
+            "labels": (
+                idata.label_pairs(src.sales, pm, as_of, as_of + timedelta(days=HORIZON)),
+                ["target_idx"],
+            ),
+            **{
+                f"activity_{k}": (t, [c for c in t.columns if c not in ("customer_id", "_row")])
+                for k, t in idata.customer_activity(src, as_of, 120.0).items()
+            },
+        }
+        out = []
+        for table, cols in tables.values():
+            frame = pd.DataFrame(idata.to_arrays(table, customers, cols))
+            out.append(frame.sort_values(list(frame.columns[:2])).reset_index(drop=True))
+        return out
+
+    keyed = source.keyed(customers)
+    assert "_row" in keyed.sales.columns and "_row" in keyed.events.columns
+    for got, want in zip(arrays(keyed), arrays(source), strict=True):
+        assert len(got) == len(want) > 0
+        pd.testing.assert_frame_equal(got, want, rtol=1e-6)
+
+
 def test_calibrated_within_tolerance_per_decile(evaluation):
     """Held-out period, per decile of predictions: |observed - predicted| within 25% of the
     prediction plus three binomial standard errors of the bin (and 0.0005 absolute)."""

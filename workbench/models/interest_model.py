@@ -147,6 +147,7 @@ class InterestModel(BaseEstimator):
         as_of = idata.instant(as_of)
         start = as_of - timedelta(days=self.horizon_days)
         n = len(customers)
+        source = source.keyed(customers)  # aggregates group by the customer's row
         known_now = np.ones(n, bool) if known is None else np.asarray(known, bool)
         known_then = known_now & _known_mask(source, customers, start)
         ii_params = dict(self.itemitem or {})
