@@ -150,8 +150,10 @@ class InterestSource:
         )
 
         def key(table: ibis.Table | None) -> ibis.Table | None:
-            if table is None or ROW in table.columns:
-                return table
+            if table is None:
+                return None
+            if ROW in table.columns:  # its rows may be another customer array's positions
+                raise ValueError("the source is already keyed; key the unkeyed source once")
             joined = table.inner_join(rows, table.customer_id == rows._cid)
             return joined.drop("_cid")
 
