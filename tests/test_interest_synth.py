@@ -173,6 +173,36 @@ def test_a_sample_fit_reads_only_the_samples_rows_and_fits_the_same_model(shop):
     np.testing.assert_allclose(fast.predict_proba(rows), full.predict_proba(rows), rtol=1e-6)
 
 
+def test_the_calibration_snapshot_reads_the_sampled_customers_browsing_only(shop, monkeypatch):
+    """Aggregating the period-start browsing of the sampled customers only fits the same model."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models import interest_features as feat
+    from workbench.models.interest import fit_levels
+
+    con = engine.connect("duckdb")
+    source = idata.InterestSource.from_run_dir(con, shop["run"])
+    as_of = idata.instant(shop["end"].date())
+    customers = idata.customer_ids(source, as_of)
+    kwargs = {"model_params": {"calibration_customers": 300}}
+    build = feat.build_snapshot
+    seen: list[int | None] = []
+
+    def spy(*args, browse_rows=None, **kw):
+        seen.append(None if browse_rows is None else len(browse_rows))
+        return build(*args, browse_rows=browse_rows, **kw)
+
+    monkeypatch.setattr(feat, "build_snapshot", spy)
+    fast = fit_levels(source, ["keyword"], as_of, HORIZON, customers, **kwargs)["keyword"]
+    assert seen == [300, None]  # the period start: the sample's browsing; as_of: everyone's
+    monkeypatch.setattr(feat, "build_snapshot", lambda *a, browse_rows=None, **kw: build(*a, **kw))
+    full = fit_levels(source, ["keyword"], as_of, HORIZON, customers, **kwargs)["keyword"]
+    assert fast.fit_info_["calibration_rows"] == full.fit_info_["calibration_rows"]
+    assert fast.fit_info_["itemitem_l2_auc"] == full.fit_info_["itemitem_l2_auc"]
+    rows = np.arange(len(customers))
+    np.testing.assert_allclose(fast.predict_proba(rows), full.predict_proba(rows), rtol=1e-6)
+
+
 def test_keyed_aggregates_equal_the_id_keyed_ones(shop):
     """Grouping by the customer's integer row (``source.keyed``) changes no profile entry."""
     from workbench import engine

@@ -177,6 +177,21 @@ class InterestSource:
         return instant(value)
 
 
+def of_rows(table: ibis.Table, customers: pa.Array, rows: np.ndarray) -> ibis.Table:
+    """The rows of ``table`` that belong to the customers at positions ``rows`` of ``customers``.
+
+    A semi-join on the integer row when the table is keyed (:meth:`InterestSource.keyed`),
+    else on the ids ``customers[rows]``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if ROW in table.columns:
+        keep = ibis.memtable(pa.table({"_keep": pa.array(rows.astype(np.int32))}))
+        return table.semi_join(keep, table[ROW] == keep._keep)
+    ids = pc.take(pa.array(customers).cast(pa.string()), pa.array(rows))
+    keep = ibis.memtable(pa.table({"_keep": ids}))
+    return table.semi_join(keep, table.customer_id == keep._keep)
+
+
 def customer_ids(
     source: InterestSource, as_of: datetime, *, include_undated: bool = True
 ) -> pa.Array:

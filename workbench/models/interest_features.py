@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -270,6 +270,7 @@ def build_snapshot(
     query_map: pd.DataFrame | None = None,
     event_weights: Mapping[str, float] | None = None,
     itemitem: Mapping[str, object] | None = None,
+    browse_rows: np.ndarray | None = None,
 ) -> Snapshot:
     """Compute a :class:`Snapshot` (ibis aggregates, then numpy).
 
@@ -291,6 +292,12 @@ def build_snapshot(
         Weight per event type (default :data:`interest_data.EVENT_WEIGHTS`).
     itemitem : mapping, optional
         Parameters of the :class:`ItemItem` model fitted on the purchases.
+    browse_rows : numpy.ndarray, optional
+        Rows whose web events are aggregated (browse entries, ``events_decayed``); the other
+        rows get none. Default: every row. Purchases, the item-item model and the target
+        vectors do not depend on it. The fit's calibration snapshot reads the browsing of its
+        sampled customers only, so it aggregates just theirs (at 1M customers, about 1/50th
+        of the events).
     """
     n, m = len(customers), catalog.size
     purchases = idata.purchase_pairs(source.sales, catalog.product_map, as_of, PURCHASE_HALF_LIVES)
@@ -301,9 +308,13 @@ def build_snapshot(
             ["target_idx", "days", "first_age", "last_age", *PURCHASE_HALF_LIVES],
         )
     ]
-    if source.events is not None:
+    events = source.events
+    if events is not None and browse_rows is not None:
+        events = idata.of_rows(events, customers, browse_rows)
+        source = replace(source, events=events)
+    if events is not None:
         browse = idata.event_pairs(
-            source.events, catalog.product_map, query_map, as_of, BROWSE_HALF_LIVES, event_weights
+            events, catalog.product_map, query_map, as_of, BROWSE_HALF_LIVES, event_weights
         )
         parts.append(idata.to_arrays(browse, customers, ["target_idx", *BROWSE_HALF_LIVES]))
     for p in parts:  # only customers known at as_of (guards against id collisions)

@@ -159,7 +159,13 @@ class InterestModel(BaseEstimator):
             "event_weights": self.event_weights,
             "itemitem": ii_params,
         }
-        snap0 = feat.build_snapshot(source, catalog, customers, known_then, start, **kwargs)
+        rng = np.random.default_rng(self.random_state)
+        sampled = sampling.sample_customers(known_then, self.calibration_customers, rng)
+        # browsing as of the period's start is read for the sampled customers only
+        browse_rows = sampled if len(sampled) < known_then.sum() else None
+        snap0 = feat.build_snapshot(
+            source, catalog, customers, known_then, start, browse_rows=browse_rows, **kwargs
+        )
         labels = idata.to_arrays(
             idata.label_pairs(source.sales, catalog.product_map, start, as_of),
             customers,
@@ -170,9 +176,9 @@ class InterestModel(BaseEstimator):
             snap0,
             labels["row"][keep],
             labels["target_idx"][keep],
-            customers=self.calibration_customers,
+            candidates=sampled,
             negatives=self.negatives,
-            rng=np.random.default_rng(self.random_state),
+            rng=rng,
         )
         features, masks = sampling.sample_features(snap0, rows, cols, self.horizon_days)
         self.l2_auc_: dict[str, float] = {}

@@ -21,16 +21,31 @@ def chunk_rows(n_targets: int, block_cells: int) -> int:
     return max(1, block_cells // max(n_targets, 1))
 
 
+def sample_customers(known: np.ndarray, customers: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted rows of the calibration customers: up to ``customers``, uniformly among ``known``.
+
+    Drawn before the period's snapshot is built, so that snapshot aggregates the browsing of
+    these customers only (nothing else of it is read, see :func:`calibration_sample`).
+    """
+    candidates = np.flatnonzero(known)
+    if len(candidates) > customers:
+        candidates = np.sort(rng.choice(candidates, customers, replace=False))
+    return candidates
+
+
 def calibration_sample(
     snap: feat.Snapshot,
     pos_rows: np.ndarray,
     pos_cols: np.ndarray,
     *,
-    customers: int,
+    candidates: np.ndarray,
     negatives: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows, columns, weights and labels of the calibration sample.
+
+    Only the profile entries and customer vectors of ``candidates`` are read (the snapshot's
+    browsing may be limited to them), plus the purchase-based target features.
 
     Parameters
     ----------
@@ -38,17 +53,14 @@ def calibration_sample(
         Features at the start of the held-out period.
     pos_rows, pos_cols : numpy.ndarray
         Customer x target pairs bought in the period.
-    customers : int
-        Most customers sampled (uniformly among those known).
+    candidates : numpy.ndarray
+        Sorted rows of the sampled customers (:func:`sample_customers`).
     negatives : int
         Random targets drawn per customer.
     rng : numpy.random.Generator
-        Random stream.
+        Random stream (the one :func:`sample_customers` drew from).
     """
     m = snap.profile.n_targets
-    candidates = np.flatnonzero(snap.known)
-    if len(candidates) > customers:
-        candidates = np.sort(rng.choice(candidates, customers, replace=False))
     chosen = np.zeros(len(snap.known), bool)
     chosen[candidates] = True
     prof_rows = snap.profile.rows()
