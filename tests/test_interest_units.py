@@ -98,6 +98,27 @@ def test_ease_matches_the_closed_form_and_cosine_covers_the_tail():
     assert not t2[:, capped.dense_index_].any()
 
 
+def test_cosine_neighbours_equal_a_dense_brute_force_in_any_block_size():
+    """Each tail target keeps its k most similar co-bought targets (ties: lower index)."""
+    rng = np.random.default_rng(5)
+    X = sparse.csr_matrix((rng.random((400, 30)) < 0.15).astype(float))
+    k, shrink = 4, 10.0
+    buyers = np.asarray(X.sum(axis=0)).ravel()
+    co = (X.T @ X).toarray()
+    np.fill_diagonal(co, 0.0)
+    norm = np.sqrt(np.maximum(buyers, 1))
+    sim = co / (norm[:, None] * norm[None, :] + shrink)
+    for block_cells in (30, 7 * 30, 10_000):  # one column per block, several, all at once
+        ii = ItemItem(l2=5.0, max_dense=10, neighbours=k, shrink=shrink, block_cells=block_cells)
+        got = ii.fit(X).sparse_weights_.toarray()
+        want = np.zeros_like(sim)
+        for j in np.setdiff1d(np.arange(30), ii.dense_index_):
+            top = np.lexsort((np.arange(30), -sim[:, j]))[:k]
+            top = top[sim[top, j] > 0]
+            want[top, j] = sim[top, j]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_item_item_learns_from_purchases_only_not_a_profiles_browse_entries():
     """A profile's CF input stores zeros for browse-only entries: they are not purchases."""
     rng = np.random.default_rng(2)

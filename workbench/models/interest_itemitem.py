@@ -163,18 +163,20 @@ class ItemItem(BaseEstimator):
         rows, cols, vals = [], [], []
         for start in range(0, len(tail), block):
             cols_b = tail[start : start + block]
-            co = (Xt @ X[:, cols_b]).toarray()
-            co[cols_b, np.arange(len(cols_b))] = 0.0
-            sim = co / (norm[:, None] * norm[cols_b][None, :] + self.shrink)
-            if n > k:
-                top = np.argpartition(-sim, k - 1, axis=0)[:k]
-            else:
-                top = np.broadcast_to(np.arange(n)[:, None], (n, len(cols_b)))
-            val = np.take_along_axis(sim, top, axis=0)
-            keep = val > 0
-            rows.append(top[keep])
-            cols.append(np.broadcast_to(cols_b[None, :], top.shape)[keep])
-            vals.append(val[keep].astype(np.float32))
+            co = (Xt @ X[:, cols_b]).tocoo()  # co-buyers, sparse: most pairs never co-occur
+            r, c, v = co.row, co.col, co.data.astype(np.float64)
+            off = r != cols_b[c]  # no target is its own neighbour
+            r, c, v = r[off], c[off], v[off]
+            sim = v / (norm[r] * norm[cols_b[c]] + self.shrink)
+            # the k most similar per column; ties go to the lower target index
+            order = np.lexsort((r, -sim, c))
+            r, c, sim = r[order], c[order], sim[order]
+            first = np.searchsorted(c, np.arange(len(cols_b)))
+            rank = np.arange(len(c)) - first[c]
+            keep = (rank < k) & (sim > 0)
+            rows.append(r[keep].astype(np.int64))
+            cols.append(cols_b[c[keep]].astype(np.int64))
+            vals.append(sim[keep].astype(np.float32))
         return sparse.csc_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
             shape=(n, n),
