@@ -261,3 +261,25 @@ def test_the_runs_evaluation_can_be_left_to_its_own_schedule(project_root):
     off = load_params(project_root / "params" / "smoke.yaml", ["interest.evaluate=false"])
     cutoff, why = evaluation_cutoff(off, as_of, long_ago)
     assert cutoff is None and "interest.evaluate: false" in why and "evaluate-interest" in why
+
+
+def test_score_figure_bins_every_top_k_row_once_and_keeps_the_level_order():
+    """The score histogram is pre-binned (80 points to draw, not every top-k row)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from workbench.models.interest_plot import plot_score_distribution, score_histogram
+
+    rng = np.random.default_rng(1)
+    score = rng.random(5000) ** 3
+    first = np.arange(5000) % 10 == 0
+    binned = score_histogram(score, first)
+    assert len(binned) == 80 and binned["customers"].sum() == 5000
+    assert binned.loc[binned["which"] == "rank 1", "customers"].sum() == first.sum()
+    want, _ = np.histogram(score[~first], bins=binned.attrs["edges"])
+    assert binned.loc[binned["which"] == "ranks 2..k", "customers"].tolist() == want.tolist()
+    top = pd.DataFrame(
+        {"level": np.repeat(["product", "brand"], 2500), "rank": np.tile(np.arange(1, 11), 500)}
+    ).assign(score=score)
+    fig = plot_score_distribution(top)
+    assert [a.get_title().split(":")[0] for a in fig.axes] == ["product", "brand"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -81,16 +82,41 @@ def plot_evaluation(result: Mapping[str, Any], path: Path, dpi: int = 110) -> Pa
     return path
 
 
+def score_histogram(score: np.ndarray, first: np.ndarray, bins: int = 40) -> pd.DataFrame:
+    """Counts of ``score`` in ``bins`` equal bins over its range, rank 1 and ranks 2..k apart.
+
+    One row per bin and group (``score`` = the bin's centre, ``customers``, ``which``); the
+    edges are in ``attrs["edges"]``. Seaborn then draws 80 weighted points instead of the
+    4 x 10M top-k rows of a 1M-customer shop (about 100 s at 2.4 s per million).
+    """
+    edges = np.histogram_bin_edges(score, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    parts = []
+    for name, mask in (("rank 1", first), ("ranks 2..k", ~first)):
+        if mask.any():
+            counts, _ = np.histogram(score[mask], bins=edges)
+            parts.append(pd.DataFrame({"score": centres, "customers": counts, "which": name}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs["edges"] = edges
+    return frame
+
+
 def plot_score_distribution(top: pd.DataFrame) -> Figure:
     """Distribution of the calibrated scores of each customer's top target and of all top-k rows."""
-    levels = list(dict.fromkeys(top["level"]))
+    levels = list(pd.unique(top["level"]))  # in order of appearance, no Python loop
     fig, axes = plt.subplots(1, len(levels), figsize=(4.5 * len(levels), 3.4), squeeze=False)
     for ax, level in zip(axes[0], levels, strict=True):
-        sel = top[top["level"] == level].assign(
-            which=lambda d: d["rank"].map(lambda r: "rank 1" if r == 1 else "ranks 2..k")
-        )
+        sel = top["level"].to_numpy() == level
+        binned = score_histogram(top["score"].to_numpy()[sel], top["rank"].to_numpy()[sel] == 1)
         sns.histplot(
-            sel, x="score", hue="which", bins=40, element="step", ax=ax, log_scale=(False, True)
+            binned,
+            x="score",
+            weights="customers",
+            hue="which",
+            bins=list(binned.attrs["edges"]),
+            element="step",
+            ax=ax,
+            log_scale=(False, True),
         )
         ax.set_title(f"{level}: P(buy within horizon)")
         ax.set_xlabel("calibrated score")
@@ -102,7 +128,7 @@ def plot_top_targets(
     top: pd.DataFrame, labels: Mapping[str, Mapping[str, str]] | None = None, n: int = 15
 ) -> Figure:
     """Targets most often in customers' top 3, per level, with the mean score there."""
-    levels = list(dict.fromkeys(top["level"]))
+    levels = list(pd.unique(top["level"]))  # in order of appearance, no Python loop
     fig, axes = plt.subplots(
         1, len(levels), figsize=(5.5 * len(levels), 0.3 * n + 1.5), squeeze=False
     )
