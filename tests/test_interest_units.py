@@ -78,27 +78,6 @@ def test_profile_sums_repeats_and_slices_rows():
     assert feats["own_share"][1:].tolist() == pytest.approx([2 / 3, 1 / 3])
 
 
-def test_profile_from_unique_parts_equals_the_sorting_path():
-    """The linear-time layout of per-part unique entries equals sorting every key."""
-    from workbench.models.interest_features import RAW_COLUMNS
-
-    rng = np.random.default_rng(4)
-    n, m = 500, 40
-
-    def part(size: int, cols: tuple[str, ...]) -> dict[str, np.ndarray]:
-        keys = rng.permutation(np.unique(rng.integers(0, n * m, size)))
-        out = {"row": (keys // m).astype(np.int32), "target_idx": (keys % m).astype(np.int32)}
-        return out | {c: rng.random(len(keys)).astype(np.float32) for c in cols}
-
-    parts = [part(3000, RAW_COLUMNS[:6]), part(6000, RAW_COLUMNS[6:]), part(50, RAW_COLUMNS[:2])]
-    got = Profile.from_entries(n, m, parts)
-    want = Profile._from_sorted_keys(n, m, parts)
-    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
-    for name in RAW_COLUMNS:
-        np.testing.assert_allclose(got.values[name], want.values[name], rtol=1e-6)
-    assert got.nnz < sum(len(p["row"]) for p in parts)  # the parts overlap
-
-
 def test_ease_matches_the_closed_form_and_cosine_covers_the_tail():
     rng = np.random.default_rng(0)
     X = sparse.csr_matrix((rng.random((300, 12)) < 0.3).astype(float))

@@ -131,50 +131,7 @@ class Profile:
     def from_entries(
         cls, n_rows: int, n_targets: int, parts: list[dict[str, np.ndarray]]
     ) -> Profile:
-        """Build from entry lists (``row``, ``target_idx`` and value columns); sums repeats.
-
-        Each part is usually one aggregate (purchases, browsing), so unique within itself;
-        then the CSR layout comes from scipy's linear-time conversions (a counting sort by
-        row) instead of sorting every entry's key: 1.4x faster on 60M entries (35 s vs 51 s).
-        A part with repeated entries takes the sorting path.
-        """
-        shape = (n_rows, n_targets)
-        mats = []
-        for p in parts:
-            ids = np.arange(1, len(p["row"]) + 1, dtype=np.int64)  # entry number + 1, never 0
-            mat = sparse.csr_matrix((ids, (p["row"], p["target_idx"])), shape=shape)
-            if mat.nnz != len(ids):  # repeats were summed: the numbers no longer say which
-                return cls._from_sorted_keys(n_rows, n_targets, parts)
-            mats.append(mat)
-        union = sparse.csr_matrix(shape, dtype=np.int64)
-        for mat in mats:
-            union = union + mat.astype(bool).astype(np.int64)
-        union.sort_indices()
-        nnz = union.nnz
-        at = sparse.csr_matrix(
-            (np.arange(1, nnz + 1, dtype=np.int64), union.indices, union.indptr), shape=shape
-        )
-        values = {name: np.zeros(nnz, np.float64) for name in RAW_COLUMNS}
-        for p, mat in zip(parts, mats, strict=True):
-            mat.sort_indices()
-            pos = mat.astype(bool).multiply(at).tocsr()
-            pos.sort_indices()
-            where, src = pos.data - 1, mat.data - 1  # both in the canonical order of ``mat``
-            for name in RAW_COLUMNS:
-                if name in p:
-                    values[name][where] += np.asarray(p[name], np.float64)[src]
-        return cls(
-            n_targets,
-            union.indptr.astype(np.int64),
-            union.indices.astype(np.int32),
-            {k: v.astype(np.float32) for k, v in values.items()},
-        )
-
-    @classmethod
-    def _from_sorted_keys(
-        cls, n_rows: int, n_targets: int, parts: list[dict[str, np.ndarray]]
-    ) -> Profile:
-        """:meth:`from_entries` by sorting every entry's ``row * n_targets + target`` key."""
+        """Build from entry lists (``row``, ``target_idx`` and value columns); sums repeats."""
         rows = np.concatenate([p["row"] for p in parts]).astype(np.int64)
         cols = np.concatenate([p["target_idx"] for p in parts]).astype(np.int64)
         keys = rows * n_targets + cols
