@@ -1,14 +1,11 @@
-"""Two inner loops of the Interested-In fit at 1M-customer scale, each against its alternative.
+"""An inner loop of the Interested-In fit at 1M-customer scale, against its alternative.
 
 - **Cosine neighbours** of the long tail (:meth:`ItemItem._cosine`): top-k per target from the
   sparse co-buyer counts, against the dense version it replaced (a dense ``targets x block``
   slice per block of tail targets, then ``argpartition``).
-- **Profile layout** (:meth:`Profile.from_entries`): scipy's linear-time CSR conversions of
-  per-part unique aggregates, against sorting every entry's key (``np.unique``).
 
 Inputs are random but shaped like the 1M synthetic shop: 1M customers, 30,000 products with a
-Zipf-like popularity, 9.4M purchases; the profile: as many purchase entries and 6x as many
-browse entries (a third of the purchase entries also browsed).
+Zipf-like popularity, 9.4M purchases.
 
 Usage::
 
@@ -30,7 +27,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 from scipy import sparse
 
-from workbench.models.interest_features import RAW_COLUMNS, Profile
 from workbench.models.interest_itemitem import ItemItem
 
 
@@ -94,31 +90,6 @@ def bench_cosine(rng: np.random.Generator, n_rows: int, n: int, purchases: int) 
     )
 
 
-def bench_profile(rng: np.random.Generator, n_rows: int, n: int, purchases: int) -> str:
-    def part(size: int, cols: tuple[str, ...]) -> dict[str, np.ndarray]:
-        keys = rng.permutation(np.unique(rng.integers(0, n_rows * n, size)))
-        out = {"row": (keys // n).astype(np.int32), "target_idx": (keys % n).astype(np.int32)}
-        return out | {c: rng.random(len(keys)).astype(np.float32) for c in cols}
-
-    bought = part(purchases, RAW_COLUMNS[:6])
-    browse = part(purchases * 54 // 9, RAW_COLUMNS[6:])
-    shared = purchases // 3
-    browse["row"][:shared] = bought["row"][:shared]
-    browse["target_idx"][:shared] = bought["target_idx"][:shared]
-    keys = browse["row"].astype(np.int64) * n + browse["target_idx"]
-    first = np.sort(np.unique(keys, return_index=True)[1])
-    browse = {c: v[first] for c, v in browse.items()}
-    new, t_new = _timed(Profile.from_entries, n_rows, n, [bought, browse])
-    old, t_old = _timed(Profile._from_sorted_keys, n_rows, n, [bought, browse])
-    same = np.array_equal(new.indptr, old.indptr) and all(
-        np.array_equal(new.values[c], old.values[c]) for c in RAW_COLUMNS
-    )
-    return (
-        f"profile layout ({new.nnz:,} entries): scipy CSR {t_new:.1f} s, sorting keys "
-        f"{t_old:.1f} s, ratio {t_old / t_new:.2f}x; identical: {same}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -127,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     sys.stdout.write(bench_cosine(rng, args.customers, args.targets, args.purchases) + "\n")
-    sys.stdout.write(bench_profile(rng, args.customers, args.targets, args.purchases) + "\n")
     return 0
 
 
