@@ -122,12 +122,10 @@ class InterestSource:
         A model fitted on a sample of customers then aggregates only their rows, instead of
         aggregating every customer's and dropping the others afterwards. Products are kept.
         """
-        ids = ibis.memtable(pa.table({"customer_id": pa.array(customers).cast(pa.string())}))
+        ids = pa.array(customers).cast(pa.string())
 
         def keep(table: ibis.Table | None) -> ibis.Table | None:
-            if table is None:
-                return None
-            return table.semi_join(ids, table.customer_id == ids.customer_id)
+            return None if table is None else _semi_join(table, "customer_id", ids)
 
         return InterestSource(
             keep(self.orders), self.products, keep(self.events), keep(self.customers)
@@ -185,11 +183,14 @@ def of_rows(table: ibis.Table, customers: pa.Array, rows: np.ndarray) -> ibis.Ta
     """
     rows = np.asarray(rows, dtype=np.int64)
     if ROW in table.columns:
-        keep = ibis.memtable(pa.table({"_keep": pa.array(rows.astype(np.int32))}))
-        return table.semi_join(keep, table[ROW] == keep._keep)
-    ids = pc.take(pa.array(customers).cast(pa.string()), pa.array(rows))
-    keep = ibis.memtable(pa.table({"_keep": ids}))
-    return table.semi_join(keep, table.customer_id == keep._keep)
+        return _semi_join(table, ROW, pa.array(rows.astype(np.int32)))
+    return _semi_join(table, "customer_id", pc.take(pa.array(customers).cast(pa.string()), rows))
+
+
+def _semi_join(table: ibis.Table, column: str, values: pa.Array) -> ibis.Table:
+    """The rows of ``table`` whose ``column`` is one of ``values`` (a semi-join on a memtable)."""
+    keep = ibis.memtable(pa.table({"_keep": values}))
+    return table.semi_join(keep, table[column] == keep._keep)
 
 
 def customer_ids(

@@ -86,8 +86,8 @@ def score_histogram(score: np.ndarray, first: np.ndarray, bins: int = 40) -> pd.
     """Counts of ``score`` in ``bins`` equal bins over its range, rank 1 and ranks 2..k apart.
 
     One row per bin and group (``score`` = the bin's centre, ``customers``, ``which``); the
-    edges are in ``attrs["edges"]``. Seaborn then draws 80 weighted points instead of the
-    4 x 10M top-k rows of a 1M-customer shop (about 100 s at 2.4 s per million).
+    edges are in ``attrs["edges"]``. Seaborn then draws 80 weighted points instead of every
+    top-k row: 0.6 s instead of 13 s for a level of 10M rows (one of four at 1M customers).
     """
     edges = np.histogram_bin_edges(score, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
