@@ -242,23 +242,65 @@ def test_the_runs_evaluation_can_be_left_to_its_own_schedule(project_root):
     assert cutoff is None and "interest.evaluate: false" in why and "evaluate-interest" in why
 
 
-def test_score_figure_bins_every_top_k_row_once_and_keeps_the_level_order():
-    """The score histogram is pre-binned (80 points to draw, not every top-k row)."""
+def test_the_top_k_summary_equals_pandas_and_numpy_on_the_same_table(tmp_path):
+    """The notebook's figures and tables come from DuckDB aggregates of interest.parquet, not
+    from the 40M-row table in pandas: the same numbers as pandas/numpy on the loaded table."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from workbench.models.interest_plot import plot_score_distribution, score_histogram
+    from workbench.models.interest_plot import plot_score_distribution, plot_top_targets
+    from workbench.models.interest_summary import summarise_top_k
 
     rng = np.random.default_rng(1)
-    score = rng.random(5000) ** 3
-    first = np.arange(5000) % 10 == 0
-    binned = score_histogram(score, first)
-    assert len(binned) == 80 and binned["customers"].sum() == 5000
-    assert binned.loc[binned["which"] == "rank 1", "customers"].sum() == first.sum()
-    want, _ = np.histogram(score[~first], bins=binned.attrs["edges"])
-    assert binned.loc[binned["which"] == "ranks 2..k", "customers"].tolist() == want.tolist()
-    top = pd.DataFrame(
-        {"level": np.repeat(["product", "brand"], 2500), "rank": np.tile(np.arange(1, 11), 500)}
-    ).assign(score=score)
-    fig = plot_score_distribution(top)
+    n, k = 3000, 10
+    rows = []
+    for level, m in (("product", 400), ("brand", 12)):
+        score = np.sort(rng.random((n, k)) ** 3, axis=1)[:, ::-1]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "customer_id": np.repeat([f"c{i:05d}" for i in range(n)], k),
+                    "level": level,
+                    "target": [f"t{j:03d}" for j in rng.integers(0, m, n * k)],
+                    # a few scores exactly on bin edges, where float rounding decides the bin
+                    "score": np.where(rng.random(n * k) < 0.01, 0.25, score.ravel()),
+                    "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+                }
+            )
+        )
+    top = pd.concat(rows, ignore_index=True)
+    path = tmp_path / "interest.parquet"
+    top.to_parquet(path, row_group_size=7000)
+    got = summarise_top_k(path, n=5, head_rows=7)
+
+    assert got.levels == ["product", "brand"]  # file order, not alphabetical
+    want = top.groupby("level")["score"].describe(percentiles=[0.5, 0.9])
+    pd.testing.assert_frame_equal(
+        got.stats.loc[got.levels], want.loc[got.levels], check_names=False, rtol=1e-12
+    )
+    for level in got.levels:
+        sel = top[top["level"] == level]
+        edges = np.histogram_bin_edges(sel["score"], bins=40)
+        np.testing.assert_array_equal(got.edges[level], edges)
+        hist = got.level_histogram(level)
+        for which, mask in (("rank 1", sel["rank"] == 1), ("ranks 2..k", sel["rank"] > 1)):
+            counts, _ = np.histogram(sel.loc[mask, "score"], bins=edges)
+            assert hist.loc[hist["which"] == which, "customers"].tolist() == counts.tolist()
+        top3 = (
+            sel[sel["rank"] <= 3]
+            .groupby("target")
+            .agg(customers=("customer_id", "size"), mean_score=("score", "mean"))
+            .reset_index()
+            .sort_values(["customers", "target"], ascending=[False, True])
+            .head(5)
+        )
+        mine = got.top_targets[got.top_targets["level"] == level]
+        assert mine["target"].tolist() == top3["target"].tolist()
+        assert mine["customers"].tolist() == top3["customers"].tolist()
+        np.testing.assert_allclose(mine["mean_score"], top3["mean_score"], rtol=1e-12)
+        assert got.first_choice[level] == sel.loc[sel["rank"] == 1, "target"].mode()[0]
+    pd.testing.assert_frame_equal(got.head, top.head(7), check_dtype=False)
+    fig = plot_score_distribution(got)
     assert [a.get_title().split(":")[0] for a in fig.axes] == ["product", "brand"]
+    fig = plot_top_targets(got, {"product": {"t001": "Red mug"}})
+    assert len(fig.axes) == 2
