@@ -2,7 +2,8 @@
 
 ``logit(c, t) = b + sum_f g_f(x_f(c, t))`` where every shape function ``g_f`` is piecewise
 linear between knots at quantiles of the feature (a logistic regression on "hat" basis
-functions). Evaluating a shape function is one ``np.interp``, so the logit of a dense
+functions). Evaluating a shape function is one interpolation (an
+:class:`~workbench.models.interp.Interpolator`, equal to ``np.interp``), so the logit of a dense
 customers x targets block costs a few passes over the block whatever the number of knots.
 Profile features (bought, browsed, ...) only enter for customer x target entries that exist;
 absent entries contribute nothing.
@@ -22,6 +23,8 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+
+from workbench.models.interp import Interpolator
 
 #: Quantiles the knots of every shape function are placed at (duplicates collapse).
 #: The outer knots sit at the 1st and 99th percentiles: values beyond are clamped, so a few
@@ -239,17 +242,25 @@ class Blender(BaseEstimator):
                 best, best_loss, best_lr = C, loss, lr
         return float(best), best_lr
 
+    def _interpolator(self, key: str, xp: np.ndarray, fp: np.ndarray) -> Interpolator:
+        """The cached :class:`Interpolator` of ``(xp, fp)`` (rebuilt when they are new arrays)."""
+        cache = self.__dict__.setdefault("_interpolators", {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not xp or hit[1] is not fp:
+            hit = cache[key] = (xp, fp, Interpolator(xp, fp))
+        return hit[2]
+
     def shape(self, name: str, x: np.ndarray) -> np.ndarray:
         """The contribution ``g_name(x)`` of a feature (same shape as ``x``, float32)."""
         if name not in self.coef_:
             return np.zeros(np.shape(x), np.float32)
-        out = np.interp(np.ravel(x), self.knots_[name], self.coef_[name])
-        return out.astype(np.float32).reshape(np.shape(x))
+        g = self._interpolator(name, self.knots_[name], self.coef_[name])
+        return g(x, dtype=np.float32)
 
     def probability(self, logit: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities for logits (same shape)."""
-        flat = np.interp(np.ravel(logit), self.iso_x_, self.iso_y_)
-        return np.maximum(flat, MIN_PROBABILITY).astype(np.float32).reshape(np.shape(logit))
+        """Calibrated probabilities for logits (same shape, float32)."""
+        iso = self._interpolator("_calibration", self.iso_x_, self.iso_y_)
+        return iso(logit, floor=MIN_PROBABILITY, dtype=np.float32)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready parameters (see :meth:`from_dict`)."""
