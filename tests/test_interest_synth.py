@@ -425,3 +425,46 @@ def test_candidate_top_k_equals_dense_top_k_for_a_large_catalogue(shop):
     assert np.allclose(np.take_along_axis(logit, top, axis=1), vals, atol=1e-5)
     full = model.blender_.probability(logit).sum(axis=1, dtype=np.float64)
     assert np.allclose(expected, full, rtol=0.01)
+
+
+def test_levels_are_fitted_one_at_a_time_and_a_failed_fit_keeps_the_saved_model(
+    fitted, monkeypatch
+):
+    """iter_fits drops each level's model before fitting the next (at 1M customers the product
+    model alone is several GB), and fit_interest replaces interest_model/ only once every level
+    is saved: a fit that fails leaves the previous model as it was."""
+    import gc
+    import weakref
+
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest import iter_fits
+    from workbench.models.interest_model import InterestModel
+
+    run, params = fitted["run"], fitted["params"]
+    source = idata.InterestSource.from_run_dir(engine.connect("duckdb", threads=1), run)
+    as_of = idata.instant(source.last_order_at().date())
+    customers = idata.customer_ids(source, as_of, include_undated=True)
+    fits = iter_fits(source, LEVELS, as_of, HORIZON, customers)
+    level, model = next(fits)
+    first = weakref.ref(model)
+    del model
+    second, _ = next(fits)
+    gc.collect()
+    assert (level, second) == tuple(LEVELS) and first() is None
+
+    folder = run / "interest_model"
+    before = {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*")}
+    real_fit = InterestModel.fit
+
+    def failing(self, *args, **kwargs):
+        if self.level == LEVELS[-1]:
+            raise RuntimeError("planted failure")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(InterestModel, "fit", failing)
+    with pytest.raises(RuntimeError, match="planted failure"):
+        fit_interest(params, run, progress=False)
+    after = {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*")}
+    assert after == before
+    assert not (run / ".interest_model.partial").exists()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,7 +81,7 @@ def prepare_level(
     return catalog, query_map
 
 
-def fit_levels(
+def iter_fits(
     source: idata.InterestSource,
     levels: Sequence[str],
     as_of: datetime,
@@ -92,32 +92,48 @@ def fit_levels(
     model_params: Mapping[str, Any] | None = None,
     progress: bool = False,
     fit_source: idata.InterestSource | None = None,
-) -> dict[str, InterestModel]:
-    """Fit one :class:`InterestModel` per level as of ``as_of`` (nothing later is read).
+) -> Iterator[tuple[str, InterestModel]]:
+    """Fit one :class:`InterestModel` per level as of ``as_of``, yielding each when fitted.
 
-    The targets and search matches come from ``source``; the models aggregate ``fit_source``
-    (default ``source``), e.g. ``source.restricted_to(customers)`` when ``customers`` is a
-    sample: the fit is the same, its aggregates only read the sample's rows.
+    A caller that saves or evaluates each model and then drops it holds one level's model at
+    a time (at 1M customers the product level's alone is several GB). The targets and search
+    matches come from ``source``; the models aggregate ``fit_source`` (default ``source``),
+    e.g. ``source.restricted_to(customers)`` when ``customers`` is a sample: the fit is the
+    same, its aggregates only read the sample's rows. Nothing later than ``as_of`` is read.
     """
     fit_source = source if fit_source is None else fit_source
     products = read_products(source.products, source.sales)
-    models = {}
     for level in levels:
         catalog, query_map = prepare_level(source, products, level, as_of)
         if catalog.size == 0:
             log.warning("%s level skipped: no target has enough buyers", level)
             continue
         model = InterestModel(level, horizon_days, **dict(model_params or {}))
-        models[level] = model.fit(
-            fit_source,
-            catalog,
-            customers,
-            as_of,
-            query_map=query_map,
-            known=known,
-            progress=progress,
+        yield (
+            level,
+            model.fit(
+                fit_source,
+                catalog,
+                customers,
+                as_of,
+                query_map=query_map,
+                known=known,
+                progress=progress,
+            ),
         )
-    return models
+        del model
+
+
+def fit_levels(
+    source: idata.InterestSource,
+    levels: Sequence[str],
+    as_of: datetime,
+    horizon_days: int,
+    customers: pa.Array,
+    **kwargs: Any,
+) -> dict[str, InterestModel]:
+    """Every level's model of :func:`iter_fits` at once (keyword arguments as there)."""
+    return dict(iter_fits(source, levels, as_of, horizon_days, customers, **kwargs))
 
 
 def fit_interest(
@@ -162,7 +178,13 @@ def fit_interest(
     for lvl in skipped:
         log.warning("interest level %r skipped: the products carry no such attribute", lvl)
     customers = idata.customer_ids(source, when, include_undated=True)
-    models = fit_levels(
+    folder = run_dir / store.MODEL_DIR
+    # saved into a side folder that replaces the old model only once every level is saved, so
+    # a failed fit leaves the previous model in place
+    partial = run_dir / f".{store.MODEL_DIR}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    summary: dict[str, Any] = {"as_of": when.isoformat(), "skipped": skipped, "levels": {}}
+    fits = iter_fits(
         source,
         levels,
         when,
@@ -171,21 +193,25 @@ def fit_interest(
         model_params=model_params,
         progress=progress,
     )
-    folder = run_dir / store.MODEL_DIR
+    try:
+        for level, model in fits:  # saved once fitted: one level's model in memory at a time
+            if not (partial / "customers.parquet").exists():
+                store.save_customers(partial, customers, model.snapshot_.customer)
+            store.save_model(model, partial)
+            summary["levels"][level] = {
+                "targets": model.catalog_.size,
+                "customers": len(customers),
+                "profile_entries": model.snapshot_.profile.nnz,
+                **model.fit_info_,
+            }
+            del model
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if folder.exists():
         shutil.rmtree(folder)
-    summary: dict[str, Any] = {"as_of": when.isoformat(), "skipped": skipped, "levels": {}}
-    for level, model in models.items():
-        if not (folder / "customers.parquet").exists():
-            store.save_customers(folder, customers, model.snapshot_.customer)
-        store.save_model(model, folder)
-        summary["levels"][level] = {
-            "targets": model.catalog_.size,
-            "customers": len(customers),
-            "profile_entries": model.snapshot_.profile.nnz,
-            **model.fit_info_,
-        }
-    del models
+    if partial.exists():
+        partial.rename(folder)
     started = time.perf_counter()
     top_k_table(
         run_dir,

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from workbench import config, engine
 from workbench.models import interest_data as idata
 from workbench.models import interest_metrics as im
-from workbench.models.interest import fit_levels, resolve_levels
+from workbench.models.interest import iter_fits, resolve_levels
 from workbench.models.interest_catalog import read_products
 from workbench.models.interest_model import InterestModel, chunk_rows
 
@@ -294,7 +294,7 @@ def run_interest_evaluation(
     known = len(customers)
     customers = sample_customers(customers, params.interest.evaluation_customers, random_state)
     fit_source = source.restricted_to(customers) if len(customers) < known else source
-    models = fit_levels(
+    fits = iter_fits(
         source,
         levels,
         as_of,
@@ -318,7 +318,7 @@ def run_interest_evaluation(
     }
     if not result["label_window_complete"]:
         log.warning("the data end (%s) is inside the label window: labels are partial", last)
-    for level, model in models.items():
+    for level, model in fits:  # evaluated as soon as fitted: one level's model at a time
         pairs = idata.label_pairs(fit_source.sales, model.catalog_.product_map, as_of, end)
         labels = idata.to_arrays(pairs, customers, ["target_idx"])
         result["levels"][level] = {
@@ -332,6 +332,7 @@ def run_interest_evaluation(
             ),
             "fit": model.fit_info_,
         }
+        del model, labels  # before the next level is fitted
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / OUTPUT).write_text(json.dumps(result, indent=1, default=str))
     if result["levels"]:
