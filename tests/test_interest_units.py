@@ -76,6 +76,13 @@ def test_profile_sums_repeats_and_slices_rows():
     assert sub.indptr.tolist() == [0, 2, 3] and sub.indices.tolist() == [0, 3, 1]
     feats = pair_features(prof, 90)
     assert feats["own_share"][1:].tolist() == pytest.approx([2 / 3, 1 / 3])
+    # consume=True (how build_snapshot calls it): the same profile, the inputs released
+    same = Profile.from_entries(3, 4, parts, consume=True)
+    assert same.indptr.tolist() == prof.indptr.tolist()
+    assert same.indices.tolist() == prof.indices.tolist()
+    for name, v in prof.values.items():
+        assert same.values[name].tolist() == v.tolist()
+    assert parts == [{}, {}]
 
 
 def test_ease_matches_the_closed_form_and_cosine_covers_the_tail():

@@ -129,19 +129,40 @@ class Profile:
 
     @classmethod
     def from_entries(
-        cls, n_rows: int, n_targets: int, parts: list[dict[str, np.ndarray]]
+        cls,
+        n_rows: int,
+        n_targets: int,
+        parts: list[dict[str, np.ndarray]],
+        *,
+        consume: bool = False,
     ) -> Profile:
-        """Build from entry lists (``row``, ``target_idx`` and value columns); sums repeats."""
-        rows = np.concatenate([p["row"] for p in parts]).astype(np.int64)
-        cols = np.concatenate([p["target_idx"] for p in parts]).astype(np.int64)
-        keys = rows * n_targets + cols
+        """Build from entry lists (``row``, ``target_idx`` and value columns); sums repeats.
+
+        With ``consume`` the arrays of ``parts`` are removed from their dicts as soon as they
+        are read, so their memory is released while the profile is built (at 1M customers the
+        product level's 63M entries: about 1 GB of inputs, on top of 1.5 GB of int64 keys that
+        are also dropped once sorted).
+        """
+        take = dict.pop if consume else dict.get
+        keys = np.concatenate([p["row"] for p in parts]).astype(np.int64) * n_targets
+        keys += np.concatenate([p["target_idx"] for p in parts])
+        sizes = [len(p["row"]) for p in parts]
+        if consume:
+            for p in parts:
+                del p["row"], p["target_idx"]
         uniq, inverse = np.unique(keys, return_inverse=True)
+        del keys
         values = {}
         for name in RAW_COLUMNS:
             col = np.concatenate(
-                [p.get(name, np.zeros(len(p["row"]), np.float32)) for p in parts]
+                [
+                    v if (v := take(p, name, None)) is not None else np.zeros(k, np.float32)
+                    for p, k in zip(parts, sizes, strict=True)
+                ]
             ).astype(np.float64)
             values[name] = np.bincount(inverse, weights=col, minlength=len(uniq)).astype(np.float32)
+            del col
+        del inverse
         urows = (uniq // n_targets).astype(np.int64)
         indptr = np.searchsorted(urows, np.arange(n_rows + 1)).astype(np.int64)
         return cls(n_targets, indptr, (uniq % n_targets).astype(np.int32), values)
@@ -322,7 +343,8 @@ def build_snapshot(
         if not keep.all():
             for k in p:
                 p[k] = p[k][keep]
-    profile = Profile.from_entries(n, m, parts)
+    profile = Profile.from_entries(n, m, parts, consume=True)
+    del parts
     log.info("%s profile as of %s: %d entries", catalog.level, as_of.date(), profile.nnz)
     cust = _customer_vectors(source, customers, as_of)
     n_known = max(int(known.sum()), 1)
