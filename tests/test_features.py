@@ -291,3 +291,21 @@ def test_spend_statistics_bins_when_too_many_rows():
     assert np.average(binned["monetary"], weights=binned["weight"]) == pytest.approx(
         np.average(exact["monetary"], weights=exact["weight"])
     )
+
+
+def test_spend_statistics_round_half_cents_alike_on_every_engine():
+    """Half-cents (the mean of two prices) round up on DuckDB, in pandas and on Spark alike, and
+    a last-bit difference in a mean (a sum taken in another order) does not move it to another
+    cent: SQL ROUND disagreed between DuckDB and Spark there (parity at 100k customers)."""
+    import ibis
+
+    half = [(12.34 + 12.35) / 2, 2.675, 0.125, 1.005, 99.995]
+    values = half + [np.nextafter(v, 0.0) for v in half] + [np.nextafter(v, 99.0) for v in half]
+    frame = pd.DataFrame({"frequency": 1, "monetary": values})
+    mine, _ = spend_statistics(frame)
+    want = [0.13, 1.01, 2.68, 12.35, 100.0]  # every half-cent up, its last-bit neighbours too
+    assert mine["monetary"].tolist() == want and mine["weight"].tolist() == [3.0] * 5
+    con = ibis.duckdb.connect()
+    table = con.create_table("spend", frame)
+    on_duckdb, _ = spend_statistics(table)
+    pd.testing.assert_frame_equal(on_duckdb, mine)

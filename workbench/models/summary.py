@@ -199,8 +199,9 @@ def spend_statistics(
 
     The Gamma-Gamma likelihood has no sufficient statistics smaller than the data, so rows
     collapse only when they are identical after rounding ``monetary`` to ``decimals`` (cents:
-    exact for money). When more than ``max_rows`` distinct rows remain, ``monetary`` is binned
-    on a log grid of relative width 0.1% (each bin is represented by its weighted mean).
+    exact for money; half-cents round up, identically on every engine). When more than
+    ``max_rows`` distinct rows remain, ``monetary`` is binned on a log grid of relative width
+    0.1% (each bin is represented by its weighted mean).
 
     Parameters
     ----------
@@ -217,14 +218,21 @@ def spend_statistics(
         frequency, monetary (currency), weight; and how the rows were grouped
         ("exact to 10^-decimals" or "log bins of 0.1%").
     """
+    # rounded as floor(x * 10^d * (1 + 1e-9) + 0.5) / 10^d on every engine: SQL ROUND differs
+    # between engines exactly at half-cents (DuckDB rounds the binary value, Spark its decimal
+    # text), and half-cents are common (the mean of two prices); the nudge also keeps the
+    # last-bit differences of sums taken in another order from changing a row's cent
+    scale = 10.0**decimals
+    nudged = scale * (1.0 + 1e-9)
     if isinstance(summary, ibis.Table):
         rep = summary.filter((summary.frequency > 0) & (summary.monetary > 0))
-        rep = rep.mutate(monetary=rep.monetary.round(decimals))
+        rep = rep.mutate(monetary=(rep.monetary * nudged + 0.5).floor().cast("float64") / scale)
         grouped = rep.group_by(["frequency", "monetary"]).aggregate(weight=rep.count()).to_pandas()
     else:
         rep = summary.loc[(summary["frequency"] > 0) & (summary["monetary"] > 0)]
+        cents = np.floor(rep["monetary"].to_numpy("float64") * nudged + 0.5)
         grouped = (
-            rep.assign(monetary=rep["monetary"].round(decimals))
+            rep.assign(monetary=cents / scale)
             .groupby(["frequency", "monetary"])
             .size()
             .rename("weight")
