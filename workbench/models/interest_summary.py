@@ -179,28 +179,9 @@ def _summarise(con: duckdb.DuckDBPyConnection, bins: int, n: int, head_rows: int
         for lv, b in zip(full["level"], full["bin"], strict=True)
     ]
     histogram = full[["level", "which", "bin", "score", "customers"]].astype({"customers": int})
-    top_targets = con.execute(
-        f"""
-        SELECT level, target, customers, mean_score FROM (
-            SELECT level, target, count(*) AS customers, avg(score) AS mean_score,
-                   row_number() OVER (PARTITION BY level ORDER BY count(*) DESC, target)
-                       AS place
-            FROM topk WHERE rank <= 3 GROUP BY level, target
-        ) WHERE place <= {int(n)} ORDER BY level, place
-        """
-    ).df()
-    first_choice = dict(
-        con.execute(
-            """
-            SELECT level, target FROM (
-                SELECT level, target,
-                       row_number() OVER (PARTITION BY level ORDER BY count(*) DESC, target)
-                           AS place
-                FROM topk WHERE rank = 1 GROUP BY level, target
-            ) WHERE place = 1
-            """
-        ).fetchall()
-    )
+    top_targets = _most_frequent(con, max_rank=3, n=n)
+    first = _most_frequent(con, max_rank=1, n=1)
+    first_choice = dict(zip(first["level"], first["target"], strict=True))
     head = con.execute(
         f"""
         SELECT customer_id, level, target, score, rank FROM topk
@@ -216,3 +197,17 @@ def _summarise(con: duckdb.DuckDBPyConnection, bins: int, n: int, head_rows: int
         first_choice=first_choice,
         head=head,
     )
+
+
+def _most_frequent(con: duckdb.DuckDBPyConnection, max_rank: int, n: int) -> pd.DataFrame:
+    """Per level the ``n`` targets most often at ranks 1..``max_rank`` (ties by target key)."""
+    return con.execute(
+        f"""
+        SELECT level, target, customers, mean_score FROM (
+            SELECT level, target, count(*) AS customers, avg(score) AS mean_score,
+                   row_number() OVER (PARTITION BY level ORDER BY count(*) DESC, target)
+                       AS place
+            FROM topk WHERE rank <= {int(max_rank)} GROUP BY level, target
+        ) WHERE place <= {int(n)} ORDER BY level, place
+        """
+    ).df()
