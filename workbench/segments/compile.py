@@ -14,7 +14,9 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from datetime import date
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
 
 import ibis
 import ibis.expr.types as ir
@@ -23,9 +25,25 @@ from workbench.notebook import end_of_day
 from workbench.segments import conditions as c
 from workbench.segments.data import ATTR, SegmentData, ts_literal, upload
 from workbench.segments.spec import All, AnyOf, Node, Not, iter_conditions
-from workbench.segments.window import start_of_day, window_predicate
+from workbench.segments.window import (
+    Instants,
+    relative_window_predicate,
+    start_of_day,
+    static_window_predicate,
+    window_predicate,
+)
 
-__all__ = ["SET_CONDITIONS", "compile_where", "condition_customers", "product_predicate"]
+__all__ = [
+    "SET_CONDITIONS",
+    "ConditionRows",
+    "FlagJoin",
+    "compile_tree",
+    "compile_where",
+    "condition_customers",
+    "condition_rows",
+    "interest_customers",
+    "product_predicate",
+]
 
 #: Conditions evaluated as a set of customer ids (not a customer-table column).
 SET_CONDITIONS = (
@@ -105,8 +123,35 @@ def _at_least(table: ir.Table, amount: ir.NumericValue | None, minimum: float) -
     return per.filter(per._n >= minimum).select("customer_id")
 
 
-def condition_customers(cond: c.Condition, data: SegmentData) -> ir.Table:
-    """The customers a set condition selects (column ``customer_id``, distinct)."""
+@dataclass(frozen=True)
+class ConditionRows:
+    """The order lines or events a set condition counts, before its relative window.
+
+    Attributes
+    ----------
+    table : ibis.Table
+        Rows up to ``as_of`` matching everything but ``within_days`` / ``older_than_days``
+        (products, prices, event types, queries, fixed dates).
+    ts : str
+        The timestamp column the window applies to.
+    amount : str or None
+        Column summed against ``minimum`` (None: rows are counted).
+    minimum : float
+        The total a customer must reach.
+    """
+
+    table: ir.Table
+    ts: str
+    amount: str | None
+    minimum: float
+
+    def total(self, table: ir.Table) -> ir.NumericValue:
+        """The summed amount (or the row count) of ``table``, per group."""
+        return table.count() if self.amount is None else table[self.amount].sum()
+
+
+def condition_rows(cond: c.Condition, data: SegmentData) -> ConditionRows:
+    """The rows a purchase, view, search or site-activity condition counts."""
     if isinstance(cond, c.PurchaseCondition):
         lines = data.purchase_lines()
         price = None
@@ -124,19 +169,20 @@ def condition_customers(cond: c.Condition, data: SegmentData) -> ir.Table:
         lines = _filtered(
             lines,
             product_predicate(lines, cond),
-            window_predicate(lines.ordered_at, cond, data.as_of),
+            static_window_predicate(lines.ordered_at, cond),
             price,
         )
-        return _at_least(lines, lines.quantity.cast("float64"), cond.min_quantity)
+        lines = lines.mutate(_amount=lines.quantity.cast("float64"))
+        return ConditionRows(lines, "ordered_at", "_amount", cond.min_quantity)
     if isinstance(cond, c.ViewCondition):
         events = data.web_events(with_products=cond.has_product_filter())
         events = _filtered(
             events,
             events.event_type.isin(list(cond.event_types)),
             product_predicate(events, cond),
-            window_predicate(events.occurred_at, cond, data.as_of),
+            static_window_predicate(events.occurred_at, cond),
         )
-        return _at_least(events, None, cond.min_count)
+        return ConditionRows(events, "occurred_at", None, cond.min_count)
     if isinstance(cond, c.SearchCondition):
         events = data.web_events()
         query = _lower_text(events.query)
@@ -145,21 +191,36 @@ def condition_customers(cond: c.Condition, data: SegmentData) -> ir.Table:
             events,
             events.event_type == "search",
             found.fill_null(False),
-            window_predicate(events.occurred_at, cond, data.as_of),
+            static_window_predicate(events.occurred_at, cond),
         )
-        return _at_least(events, None, cond.min_count)
+        return ConditionRows(events, "occurred_at", None, cond.min_count)
     if isinstance(cond, c.SiteActivityCondition):
         events = data.web_events()
         types = events.event_type.isin(list(cond.event_types)) if cond.event_types else None
-        events = _filtered(events, types, window_predicate(events.occurred_at, cond, data.as_of))
-        return _at_least(events, None, cond.min_count)
+        events = _filtered(events, types, static_window_predicate(events.occurred_at, cond))
+        return ConditionRows(events, "occurred_at", None, cond.min_count)
+    raise TypeError(f"{type(cond).__name__} does not count order lines or events")
+
+
+def interest_customers(cond: c.InterestCondition, data: SegmentData) -> ir.Table:
+    """The customers an Interested-In condition selects (uploaded once per data, cached)."""
+    key = ("interest", cond.level, cond.target, cond.min_score, cond.top_share)
+    if key not in data._cache:
+        frame = data.interest.members(cond.level, cond.target, cond.min_score, cond.top_share)
+        data._cache[key] = upload(data.con, frame.astype({"customer_id": str}), "interest")
+    return data._cache[key]
+
+
+def condition_customers(cond: c.Condition, data: SegmentData) -> ir.Table:
+    """The customers a set condition selects (column ``customer_id``, distinct)."""
     if isinstance(cond, c.InterestCondition):
-        key = ("interest", cond.level, cond.target, cond.min_score, cond.top_share)
-        if key not in data._cache:
-            frame = data.interest.members(cond.level, cond.target, cond.min_score, cond.top_share)
-            data._cache[key] = upload(data.con, frame.astype({"customer_id": str}), "interest")
-        return data._cache[key]
-    raise TypeError(f"{type(cond).__name__} is not a set condition")
+        return interest_customers(cond, data)
+    if not isinstance(cond, SET_CONDITIONS):
+        raise TypeError(f"{type(cond).__name__} is not a set condition")
+    rows = condition_rows(cond, data)
+    table = _filtered(rows.table, relative_window_predicate(rows.table[rows.ts], cond, data.as_of))
+    amount = None if rows.amount is None else table[rows.amount]
+    return _at_least(table, amount, rows.minimum)
 
 
 def _attribute(column: ir.Value, cond: c.AttributeCondition) -> ir.BooleanValue:
@@ -199,7 +260,9 @@ def _subscribed(column: ir.Value, wanted: bool) -> ir.BooleanValue:
     return flag if wanted else ~flag
 
 
-def _leaf(cond: c.Condition, t: ir.Table, data: SegmentData) -> ir.BooleanValue:
+def _leaf(
+    cond: c.Condition, t: ir.Table, data: SegmentData, as_of: datetime | Instants
+) -> ir.BooleanValue:
     if isinstance(cond, c.LabelCondition):
         return t[cond.column].isin(list(cond.values))
     if isinstance(cond, c.ValuesCondition):
@@ -217,8 +280,77 @@ def _leaf(cond: c.Condition, t: ir.Table, data: SegmentData) -> ir.BooleanValue:
             parts.append(column <= cond.max)
         return functools.reduce(operator.and_, parts)
     if isinstance(cond, c.DateCondition):
-        return window_predicate(t[cond.column], cond, data.as_of)
+        return window_predicate(t[cond.column], cond, as_of)
     raise TypeError(f"no compiler for {type(cond).__name__}")
+
+
+#: Joins a set condition's members onto the table as columns and returns the table, the
+#: predicate "is a member" over it and the added columns (dropped at the end):
+#: ``join(table, condition, i) -> (table, hit, columns)``.
+FlagJoin = Callable[
+    [ir.Table, c.Condition, int], tuple[ir.Table, Callable[[ir.Table], ir.BooleanValue], list[str]]
+]
+
+
+def _flag_join(data: SegmentData) -> FlagJoin:
+    """Members of set conditions as a flag column, joined on ``customer_id``."""
+
+    def join(
+        t: ir.Table, cond: c.Condition, i: int
+    ) -> tuple[ir.Table, Callable[[ir.Table], ir.BooleanValue], list[str]]:
+        ids = condition_customers(cond, data)
+        key, flag = f"_seg_k{i}", f"_seg_f{i}"
+        ids = ids.select(**{key: ids.customer_id, flag: ibis.literal(True)})
+        t = t.left_join(ids, t.customer_id == ids[key]).drop(key)
+        return t, lambda x: x[flag].notnull(), [flag]
+
+    return join
+
+
+def compile_tree(
+    node: Node,
+    data: SegmentData,
+    table: ir.Table,
+    as_of: datetime | Instants,
+    join: FlagJoin,
+) -> ir.Table:
+    """The rows of ``table`` for which ``node`` holds (the shared core of the compilers).
+
+    Parameters
+    ----------
+    node : Node
+        A validated ``where`` tree.
+    data : SegmentData
+        The tables conditions read (and the horizon of metric names).
+    table : ibis.Table
+        The customer rows the tree filters (one customer table, or several stacked).
+    as_of : datetime or Instants
+        The instant date conditions are relative to (or one per row).
+    join : FlagJoin
+        How a set condition's members are joined onto ``table``.
+    """
+    t = table
+    hits: dict[int, Callable[[ir.Table], ir.BooleanValue]] = {}
+    added: list[str] = []
+    for i, cond in enumerate(iter_conditions(node)):
+        if isinstance(cond, SET_CONDITIONS) and id(cond) not in hits:
+            t, hit, cols = join(t, cond, i)
+            hits[id(cond)] = hit
+            added += cols
+
+    def walk(n: Node) -> ir.BooleanValue:
+        if isinstance(n, All):
+            return functools.reduce(operator.and_, [walk(x) for x in n.items])
+        if isinstance(n, AnyOf):
+            return functools.reduce(operator.or_, [walk(x) for x in n.items])
+        if isinstance(n, Not):
+            return ~walk(n.item)
+        if id(n) in hits:
+            hit = hits[id(n)](t).fill_null(False)
+            return ~hit if isinstance(n, c.NotPurchasedCondition) else hit
+        return _leaf(n, t, data, as_of).fill_null(False)
+
+    return t.filter(walk(node)).drop(*added)
 
 
 def compile_where(node: Node, data: SegmentData) -> ir.Table:
@@ -237,26 +369,4 @@ def compile_where(node: Node, data: SegmentData) -> ir.Table:
     ibis.Table
         A filter of ``data.customers``.
     """
-    t = data.customers
-    flags: dict[int, str] = {}
-    for i, cond in enumerate(iter_conditions(node)):
-        if isinstance(cond, SET_CONDITIONS) and id(cond) not in flags:
-            ids = condition_customers(cond, data)
-            key, flag = f"_seg_k{i}", f"_seg_f{i}"
-            ids = ids.select(**{key: ids.customer_id, flag: ibis.literal(True)})
-            t = t.left_join(ids, t.customer_id == ids[key]).drop(key)
-            flags[id(cond)] = flag
-
-    def walk(n: Node) -> ir.BooleanValue:
-        if isinstance(n, All):
-            return functools.reduce(operator.and_, [walk(x) for x in n.items])
-        if isinstance(n, AnyOf):
-            return functools.reduce(operator.or_, [walk(x) for x in n.items])
-        if isinstance(n, Not):
-            return ~walk(n.item)
-        if id(n) in flags:
-            hit = t[flags[id(n)]].notnull()
-            return ~hit if isinstance(n, c.NotPurchasedCondition) else hit
-        return _leaf(n, t, data).fill_null(False)
-
-    return t.filter(walk(node)).drop(*flags.values())
+    return compile_tree(node, data, data.customers, data.as_of, _flag_join(data))

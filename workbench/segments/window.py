@@ -4,21 +4,33 @@
 the N calendar days ending on that day (``as_of - N days < ts <= as_of``); ``older_than_days:
 N`` keeps ``ts <= as_of - N days`` (N or more days before); ``since`` / ``until`` are
 inclusive UTC days; ``before`` is exclusive.
+
+``as_of`` is one instant, or :class:`Instants`: one instant per row of a table that stacks
+several points in time (Customer Base Growth evaluates every month end in one query).
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+import ibis
 import ibis.expr.types as ir
 
 from workbench.notebook import end_of_day
 from workbench.segments.conditions import Window
 from workbench.segments.data import ts_literal
 
-__all__ = ["start_of_day", "window_predicate"]
+__all__ = [
+    "Instants",
+    "relative_window_predicate",
+    "start_of_day",
+    "static_window_predicate",
+    "window_predicate",
+]
 
 
 def start_of_day(day: date) -> datetime:
@@ -26,8 +38,60 @@ def start_of_day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class Instants:
+    """One ``as_of`` per row: ``points[i]`` where the row's ``index`` is ``i``.
+
+    Attributes
+    ----------
+    index : ibis integer column
+        Position of the row's point in ``points``.
+    points : sequence of datetime
+        Timezone-aware instants.
+    """
+
+    index: ir.IntegerValue
+    points: Sequence[datetime]
+
+    def minus(self, days: int) -> ir.TimestampValue:
+        """The row's instant ``days`` days earlier (a CASE over the points)."""
+        shifted = [ts_literal(p - timedelta(days=days)) for p in self.points]
+        return ibis.cases(*[(self.index == i, p) for i, p in enumerate(shifted)])
+
+
+def _before(as_of: datetime | Instants, days: int) -> ir.TimestampValue:
+    if isinstance(as_of, Instants):
+        return as_of.minus(days)
+    return ts_literal(as_of - timedelta(days=days))
+
+
+def static_window_predicate(ts: ir.TimestampValue, window: Window) -> ir.BooleanValue | None:
+    """The window's fixed dates (``since``, ``until``, ``before``); None when it has none."""
+    parts = []
+    if window.since is not None:
+        parts.append(ts >= ts_literal(start_of_day(window.since)))
+    if window.until is not None:
+        parts.append(ts <= ts_literal(end_of_day(window.until)))
+    if window.before is not None:
+        parts.append(ts < ts_literal(start_of_day(window.before)))
+    return functools.reduce(operator.and_, parts) if parts else None
+
+
+def relative_window_predicate(
+    ts: ir.TimestampValue, window: Window, as_of: datetime | Instants
+) -> ir.BooleanValue | None:
+    """The window's bounds relative to ``as_of`` (``within_days``, ``older_than_days``)."""
+    parts = []
+    if window.within_days is not None:
+        parts.append(ts > _before(as_of, window.within_days))
+        parts.append(ts <= _before(as_of, 0))
+    if window.older_than_days is not None:
+        parts.append(ts <= _before(as_of, window.older_than_days))
+    return functools.reduce(operator.and_, parts) if parts else None
+
+
 def window_predicate(
-    ts: ir.TimestampValue, window: Window, as_of: datetime
+    ts: ir.TimestampValue, window: Window, as_of: datetime | Instants
 ) -> ir.BooleanValue | None:
     """Rows whose timestamp ``ts`` lies in ``window`` (None when the window sets no bound).
 
@@ -37,19 +101,12 @@ def window_predicate(
         A UTC timestamp column.
     window : Window
         The condition's window fields.
-    as_of : datetime
-        Timezone-aware instant relative windows end at.
+    as_of : datetime or Instants
+        Timezone-aware instant relative windows end at (or one per row).
     """
-    parts = []
-    if window.within_days is not None:
-        parts.append(ts > ts_literal(as_of - timedelta(days=window.within_days)))
-        parts.append(ts <= ts_literal(as_of))
-    if window.older_than_days is not None:
-        parts.append(ts <= ts_literal(as_of - timedelta(days=window.older_than_days)))
-    if window.since is not None:
-        parts.append(ts >= ts_literal(start_of_day(window.since)))
-    if window.until is not None:
-        parts.append(ts <= ts_literal(end_of_day(window.until)))
-    if window.before is not None:
-        parts.append(ts < ts_literal(start_of_day(window.before)))
+    parts = [
+        p
+        for p in (relative_window_predicate(ts, window, as_of), static_window_predicate(ts, window))
+        if p is not None
+    ]
     return functools.reduce(operator.and_, parts) if parts else None
