@@ -8,13 +8,15 @@ Usage::
         --run .bench/segments/run_1m
     # then time the segments step
     nice .venv/bin/python bench/segments.py --params data/synth_1m/params.yaml \\
-        --run .bench/segments/run_1m [--months 12] [--growth-segments 20]
+        --run .bench/segments/run_1m [--months 12] [--growth-segments 20] [--per-point]
 
 It evaluates the 20 segments below (every kind of condition except Interested-In, which needs
 the interest model of the run: add ``--interest`` when the run folder has one), writes the
 member CSVs and membership, the summary / active / matrix / overlap tables, and the
 Customer Base Growth over ``--months`` month ends for the first ``--growth-segments``
-segments. It prints seconds per stage, members per segment and the peak RSS.
+segments. It prints seconds per stage, members per segment and the peak RSS. ``--per-point``
+also times the growth counts the old way (each segment compiled against each month end's
+table) next to the stacked query, on the same snapshot table, and checks the counts agree.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import yaml
 
 from workbench.notebook import RunContext
 from workbench.params import load_params
+from workbench.segments.compile import compile_where
 from workbench.segments.fitted import FittedModels
 from workbench.segments.growth import month_ends, segment_growth, snapshot_customers
 from workbench.segments.outputs import SegmentRun
 from workbench.segments.spec import parse_segment
+from workbench.segments.stacked import stacked_members
 
 SEGMENTS = """
 - {name: vip_slipping, where: {all: [{importance: vip}, {life_cycle: slipping_away}]}}
@@ -114,6 +118,11 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--growth-segments", type=int, default=20)
     parser.add_argument("--interest", action="store_true")
+    parser.add_argument(
+        "--per-point",
+        action="store_true",
+        help="also time the per-month-end evaluation the stacked growth replaced, and compare",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.prepare:
@@ -141,10 +150,25 @@ def main() -> None:
     timed("overlap", run.overlap)
     fitted = FittedModels.from_metrics(ctx.metrics, run.data.horizon_days)
     points = month_ends(run.data.as_of, args.months)
-    timed("growth_snapshots_only", lambda: snapshot_customers(run.data, points, fitted).count()
-          .to_pyarrow())  # fmt: skip
     growth_specs = specs[: args.growth_segments]
-    growth = timed("growth_total", segment_growth, growth_specs, run.data, fitted, points)
+    compared, last = {}, {}
+    if args.per_point:
+        states = timed("growth_snapshots", snapshot_customers, run.data, points, fitted)
+        stacked = timed("growth_stacked_counts", _counts, growth_specs, run.data, states, points)
+        by_point = timed("growth_per_point_counts", _counts_per_point, growth_specs, run.data,
+                         states, points)  # fmt: skip
+        compared = {
+            "per_point_over_stacked": round(
+                seconds["growth_per_point_counts"] / seconds["growth_stacked_counts"], 2
+            ),
+            "same_counts": stacked == by_point,
+        }
+        last = {k: v.get(len(points) - 1, 0) for k, v in stacked.items()}
+    else:
+        timed("growth_snapshots_only", lambda: snapshot_customers(run.data, points, fitted)
+              .count().to_pyarrow())  # fmt: skip
+        growth = timed("growth_total", segment_growth, growth_specs, run.data, fitted, points)
+        last = growth.groupby("segment")["members"].last().to_dict()
     sizes = run.counts().set_index("segment")["customers"].to_dict()
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(
@@ -155,13 +179,37 @@ def main() -> None:
                 "growth_segments": len(growth_specs),
                 "growth_points": len(points),
                 "seconds": seconds,
+                **compared,
                 "members": sizes,
-                "growth_last_point": growth.groupby("segment")["members"].last().to_dict(),
+                "growth_last_point": last,
                 "peak_rss_gb": round(peak_gb, 2),
             },
             indent=1,
         )
     )
+
+
+def _counts(specs: list, data, states, points) -> dict:
+    """Members per segment and month end, all month ends in one query per segment."""
+    out = {}
+    for spec in specs:
+        m = stacked_members(spec.where, data, states, points)
+        frame = m.group_by("_snap").aggregate(n=m.count()).to_pandas()
+        out[spec.name] = {int(i): int(n) for i, n in zip(frame["_snap"], frame["n"], strict=True)}
+    return out
+
+
+def _counts_per_point(specs: list, data, states, points) -> dict:
+    """The same by compiling each segment against each month end's table (the old way)."""
+    out = {}
+    for spec in specs:
+        out[spec.name] = {}
+        for i, when in enumerate(points):
+            seen = data.with_as_of(when, states.filter(states._snap == i).drop("_snap"))
+            n = int(compile_where(spec.where, seen).count().to_pyarrow().as_py())
+            if n:
+                out[spec.name][i] = n
+    return out
 
 
 def _start(ctx: RunContext, specs: list) -> SegmentRun:

@@ -37,6 +37,7 @@ __all__ = [
     "SET_CONDITIONS",
     "ConditionRows",
     "FlagJoin",
+    "attach_flag",
     "compile_tree",
     "compile_where",
     "condition_customers",
@@ -280,7 +281,8 @@ def _leaf(
             parts.append(column <= cond.max)
         return functools.reduce(operator.and_, parts)
     if isinstance(cond, c.DateCondition):
-        return window_predicate(t[cond.column], cond, as_of)
+        when = as_of.on(t) if isinstance(as_of, Instants) else as_of
+        return window_predicate(t[cond.column], cond, when)
     raise TypeError(f"no compiler for {type(cond).__name__}")
 
 
@@ -292,16 +294,32 @@ FlagJoin = Callable[
 ]
 
 
+def attach_flag(
+    t: ir.Table,
+    ids: ir.Table,
+    i: int,
+    keys: tuple[str, ...] = ("customer_id",),
+    value: str | None = None,
+) -> tuple[ir.Table, str]:
+    """Left-join a set condition's members (distinct on ``keys``) onto ``t`` as one column.
+
+    The column (named in the result) holds ``ids[value]`` (default ``True``) for members and
+    null for everyone else.
+    """
+    flag = f"_seg_f{i}"
+    renamed = {f"_seg_k{i}_{j}": ids[k] for j, k in enumerate(keys)}
+    ids = ids.select(**renamed, **{flag: ids[value] if value else ibis.literal(True)})
+    on = [t[k] == ids[n] for k, n in zip(keys, renamed, strict=True)]
+    return t.left_join(ids, on).drop(*renamed), flag
+
+
 def _flag_join(data: SegmentData) -> FlagJoin:
     """Members of set conditions as a flag column, joined on ``customer_id``."""
 
     def join(
         t: ir.Table, cond: c.Condition, i: int
     ) -> tuple[ir.Table, Callable[[ir.Table], ir.BooleanValue], list[str]]:
-        ids = condition_customers(cond, data)
-        key, flag = f"_seg_k{i}", f"_seg_f{i}"
-        ids = ids.select(**{key: ids.customer_id, flag: ibis.literal(True)})
-        t = t.left_join(ids, t.customer_id == ids[key]).drop(key)
+        t, flag = attach_flag(t, condition_customers(cond, data), i)
         return t, lambda x: x[flag].notnull(), [flag]
 
     return join

@@ -5,8 +5,9 @@ For every month end ``t`` the customer table is rebuilt as it was at ``t``: the 
 recomputed from the order lines and events up to ``t``, all month ends in one ibis query from
 one reduction of the lines and events (:mod:`workbench.segments.snapshots`, materialised once);
 CLV scores and labels apply the run's fitted models (see :mod:`workbench.segments.fitted`).
-Each segment is then compiled against each month's table with windows relative to ``t``
-("bought in the last 30 days" means the 30 days before that month end). Two inputs are not
+Each segment is then evaluated against each month's table with windows relative to ``t``
+("bought in the last 30 days" means the 30 days before that month end), all month ends in one
+query (:mod:`workbench.segments.stacked`). Two inputs are not
 historical: customer attributes (subscription, language, ...) are today's values, and
 Interested-In scores are today's (the model is fitted once per run).
 """
@@ -14,7 +15,6 @@ Interested-In scores are today's (the model is fitted once per run).
 from __future__ import annotations
 
 import calendar
-import functools
 import logging
 from datetime import UTC, date, datetime
 
@@ -24,11 +24,11 @@ from tqdm.auto import tqdm
 
 from workbench.models.customers import output_columns
 from workbench.notebook import end_of_day
-from workbench.segments.compile import compile_where
 from workbench.segments.data import SegmentData, upload
 from workbench.segments.fitted import FittedModels
 from workbench.segments.snapshots import snapshot_features
 from workbench.segments.spec import SegmentSpec
+from workbench.segments.stacked import stacked_members
 
 __all__ = ["month_ends", "segment_growth", "snapshot_customers"]
 
@@ -141,21 +141,15 @@ def segment_growth(
         segment (``""`` = all customers), date (UTC day of the point), members, customers
         (all customers with an order by then), share.
     """
-    points = points or month_ends(data.as_of, months)
+    points = sorted(points or month_ends(data.as_of, months))
     states = snapshot_customers(data, points, fitted)
     store = states.group_by("_snap").aggregate(members=states.count()).to_pandas()
     rows = [("", int(i), int(n)) for i, n in zip(store["_snap"], store["members"], strict=True)]
     for spec in tqdm(specs, desc="growth", disable=not progress):
-        parts = []
-        for i, when in enumerate(points):
-            seen = data.with_as_of(when, states.filter(states._snap == i).drop("_snap"))
-            members = compile_where(spec.where, seen)
-            parts.append(members.aggregate(members=members.count()).mutate(_snap=i))
-        counts = functools.reduce(lambda a, b: a.union(b, distinct=False), parts).to_pandas()
-        rows += [
-            (spec.name, int(i), int(n))
-            for i, n in zip(counts["_snap"], counts["members"], strict=True)
-        ]
+        members = stacked_members(spec.where, data, states, points)
+        counts = members.group_by("_snap").aggregate(members=members.count()).to_pandas()
+        found = dict(zip(counts["_snap"].astype(int), counts["members"].astype(int), strict=True))
+        rows += [(spec.name, i, found.get(i, 0)) for i in range(len(points))]
     frame = pd.DataFrame(rows, columns=["segment", "_snap", "members"])
     days = {i: when.astimezone(UTC).date() for i, when in enumerate(points)}
     frame["date"] = frame["_snap"].map(days)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import ibis
@@ -40,21 +40,30 @@ def start_of_day(day: date) -> datetime:
 
 @dataclass(frozen=True)
 class Instants:
-    """One ``as_of`` per row: ``points[i]`` where the row's ``index`` is ``i``.
+    """One ``as_of`` per row: ``points[i]`` where the row's ``column`` holds ``i``.
 
     Attributes
     ----------
-    index : ibis integer column
-        Position of the row's point in ``points``.
     points : sequence of datetime
-        Timezone-aware instants.
+        Timezone-aware instants, ascending.
+    column : str
+        The integer column of the stacked table holding the row's position in ``points``.
+    index : ibis integer column, optional
+        That column of one table (set by :meth:`on`; tables change as flags are joined on).
     """
 
-    index: ir.IntegerValue
     points: Sequence[datetime]
+    column: str = "_snap"
+    index: ir.IntegerValue | None = None
+
+    def on(self, table: ir.Table) -> Instants:
+        """The same instants, read from ``table``'s column."""
+        return replace(self, index=table[self.column])
 
     def minus(self, days: int) -> ir.TimestampValue:
         """The row's instant ``days`` days earlier (a CASE over the points)."""
+        if self.index is None:
+            raise ValueError("Instants.minus needs a table: call Instants.on(table) first")
         shifted = [ts_literal(p - timedelta(days=days)) for p in self.points]
         return ibis.cases(*[(self.index == i, p) for i, p in enumerate(shifted)])
 
