@@ -238,3 +238,31 @@ def test_snapshot_features_equal_the_models_features_at_each_point(reference):
         pd.testing.assert_frame_equal(
             mine[columns], want[columns], check_dtype=False, atol=1e-9, rtol=1e-9
         )
+
+
+def test_snapshot_sd_of_equal_intervals_is_exactly_zero():
+    from workbench.segments.snapshots import snapshot_features
+
+    con = ibis.duckdb.connect()
+    days = pd.to_datetime(["2024-01-01", "2024-01-11", "2024-01-21", "2024-01-31"], utc=True)
+    orders = pd.DataFrame(
+        {
+            "order_id": [f"o{i}" for i in range(4)],
+            "customer_id": "A",
+            "ordered_at": days + pd.Timedelta(hours=12),
+            "product_id": "P1",
+            "quantity": 1.0,
+            "unit_price": 10.0,
+            "is_return": False,
+            "line_no": 0,
+            "revenue": 10.0,
+        }
+    )
+    points = month_ends(datetime(2024, 3, 10, 23, 59, 59, 999999, tzinfo=UTC), 3)
+    got = snapshot_features(upload(con, orders, "o"), points, period_days=30).to_pandas()
+    got = got.sort_values("_snap")
+    assert got["sd_interval_days"].tolist() == [0.0, 0.0, 0.0]
+    assert got["mean_interval_days"].tolist() == [10.0, 10.0, 10.0]
+    # periods (a - 30, a] and (a - 60, a - 30] at 01-31, 02-29, 03-10
+    assert got["orders_p0"].tolist() == [3, 1, 0]
+    assert got["orders_p1"].tolist() == [1, 3, 3]

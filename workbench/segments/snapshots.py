@@ -4,8 +4,10 @@
 ``as_of``; twelve month ends would cost twelve scans of the order lines plus twelve Behaviour
 period counts. Here the lines are reduced once to one row per customer and day (sales, orders,
 net revenue, paid and reference value, gap to the previous purchase day), the web events to one
-row per customer and period between two instants (latest event), and those small tables are
-joined to the instants (``day <= as_of day``) and aggregated per instant and customer.
+row per customer and period between two instants (latest event). The days are reduced again to
+one row per customer and period between two instants (sums, extremes, interval moments), and
+those small tables are joined to every later instant and aggregated per instant and customer;
+the Behaviour period counts join only the days of the last two periods before each instant.
 
 The definitions are those of :mod:`workbench.models.features` (the tests compare both at
 several instants), with one deliberate difference: the price index compares what a customer
@@ -111,6 +113,82 @@ def _last_events(events: ir.Table, points: list[datetime], grid: ir.Table) -> ir
     )
 
 
+def _first_point(day: ir.IntegerValue, points: list[datetime]) -> ir.IntegerValue:
+    """The first instant whose day is on or after ``day`` (null: after the last)."""
+    return ibis.cases(*[(day <= epoch_day(p), i) for i, p in enumerate(points)]).cast("int64")
+
+
+def _cumulative(daily: ir.Table, points: list[datetime], grid: ir.Table) -> ir.Table:
+    """Per instant and customer, the totals over the days up to it.
+
+    The days are first reduced to one row per customer and *period between two instants*
+    (sums, extremes, and count / sum / sum of squares of the purchase intervals); those rows,
+    far fewer than the days, are joined to every later instant and reduced again. The
+    interval's sample standard deviation comes from integer sums, so equal intervals give
+    exactly 0.
+    """
+    sale = daily.sale_lines > 0
+    interval = daily.interval.cast("int64")
+    daily = daily.mutate(_b=_first_point(daily.day, points), _sale=sale, _iv=interval)
+    daily = daily.filter(daily._b.notnull())
+    per_b = daily.group_by(["customer_id", "_b"]).aggregate(
+        revenue=daily.revenue.sum(),
+        sales=daily.sales.sum(),
+        orders=daily.orders.sum(),
+        order_days=daily._sale.cast("int64").sum(),
+        first_sale_at=daily.first_sale_at.min(),
+        last_sale_at=daily.last_sale_at.max(),
+        last_day=daily.day.max(where=daily._sale),
+        first_day=daily.first_day.max(),
+        first_day_sales=daily.first_day_sales.max(),
+        iv_n=daily._iv.count(),
+        iv_s=daily._iv.sum(),
+        iv_ss=(daily._iv * daily._iv).sum(),
+        paid=daily.paid.sum(),
+        at_ref=daily.at_ref.sum(),
+    )
+    joined = per_b.inner_join(grid, per_b._b <= grid._snap)
+    per = joined.group_by(["_snap", "customer_id"]).aggregate(
+        revenue=joined.revenue.sum(),
+        gross_sales=joined.sales.sum(),
+        orders=joined.orders.sum(),
+        order_days=joined.order_days.sum(),
+        first_order_at=joined.first_sale_at.min(),
+        last_order_at=joined.last_sale_at.max(),
+        _last_day=joined.last_day.max(),
+        _first_day=joined.first_day.max(),
+        _first_day_sales=joined.first_day_sales.max(),
+        _n=joined.iv_n.sum(),
+        _s=joined.iv_s.fill_null(0).sum(),
+        _ss=joined.iv_ss.fill_null(0).sum(),
+        _paid=joined.paid.sum(),
+        _at_ref=joined.at_ref.sum(),
+        _a_day=joined._a_day.max(),
+        _as_of=joined._as_of.max(),
+    )
+    n, total, squares = per._n.cast("int64"), per._s.cast("int64"), per._ss.cast("int64")
+    spread = n * squares - total * total
+    variance = spread.cast("float64") / (n * (n - 1)).cast("float64")
+    sd = ibis.ifelse(n >= 2, variance.clip(lower=0.0).sqrt(), ibis.null("float64"))
+    return per.mutate(sd_interval_days=sd).drop("_n", "_s", "_ss")
+
+
+def _period_orders(
+    daily: ir.Table, points: list[datetime], grid: ir.Table, period_days: int
+) -> ir.Table:
+    """Per instant and customer, orders in the last period and the one before (Behaviour)."""
+    recent = daily.filter(daily.day > epoch_day(points[0]) - 2 * period_days)
+    joined = recent.inner_join(
+        grid, [recent.day <= grid._a_day, recent.day > grid._a_day - 2 * period_days]
+    )
+    sums = {}
+    for k in range(2):
+        hi = joined._a_day - k * period_days
+        inside = (joined.day > hi - period_days) & (joined.day <= hi)
+        sums[f"orders_p{k}"] = ibis.ifelse(inside, joined.orders, 0).sum().cast("int64")
+    return joined.group_by(["_snap", "customer_id"]).aggregate(**sums)
+
+
 def snapshot_features(
     orders: ir.Table,
     points: list[datetime],
@@ -145,30 +223,13 @@ def snapshot_features(
     con = orders._find_backend()
     grid = _points(con, points)
     daily = _daily(orders, points[-1], price_reference)
-    joined = daily.inner_join(grid, daily.day <= grid._a_day)
-    sale = joined.sale_lines > 0
-    aggs: dict[str, ir.Value] = {
-        "revenue": joined.revenue.sum(),
-        "gross_sales": joined.sales.sum(),
-        "orders": joined.orders.sum(),
-        "order_days": sale.cast("int64").sum(),
-        "first_order_at": joined.first_sale_at.min(),
-        "last_order_at": joined.last_sale_at.max(),
-        "_last_day": joined.day.max(where=sale),
-        "_first_day": joined.first_day.max(),
-        "_first_day_sales": joined.first_day_sales.max(),
-        "sd_interval_days": joined.interval.std(how="sample"),
-        "_paid": joined.paid.sum(),
-        "_at_ref": joined.at_ref.sum(),
-        "_a_day": joined._a_day.max(),
-        "_as_of": joined._as_of.max(),
-    }
+    per = _cumulative(daily, points, grid)
     if period_days is not None:
-        for k in range(2):
-            hi = joined._a_day - k * period_days
-            inside = (joined.day > hi - period_days) & (joined.day <= hi)
-            aggs[f"orders_p{k}"] = ibis.ifelse(inside, joined.orders, 0).sum().cast("int64")
-    per = joined.group_by(["_snap", "customer_id"]).aggregate(**aggs)
+        per = per.left_join(
+            _period_orders(daily, points, grid, period_days), ["_snap", "customer_id"]
+        )
+        per = per.drop("_snap_right", "customer_id_right")
+        per = per.mutate(**{f"orders_p{k}": per[f"orders_p{k}"].fill_null(0) for k in range(2)})
     per = per.filter(per.order_days > 0)
     frequency = per.order_days - 1
     span = per._last_day - per._first_day
