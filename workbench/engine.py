@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.datatypes as dt
+import pyarrow as pa
 
-from workbench.errors import ParamsError
+from workbench.errors import ParamsError, WorkbenchError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,6 +108,52 @@ def connect_for(params: Params, workdir: str | Path | None = None) -> BaseBacken
     )
 
 
+_MEMORY_UNITS = {"": 1 / 2**20, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}
+
+#: What to do when a Spark result is larger than the driver may collect.
+SPARK_RESULT_FIX = (
+    "give the driver more memory: spark.driver_memory in params (the result limit, "
+    "spark.driver.maxResultSize, defaults to half of it; spark.conf can set it)"
+)
+
+
+def half_memory(size: str) -> str | None:
+    """Half of a JVM memory size (``"8g"`` -> ``"4096m"``); None when it cannot be read."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)b?\s*", str(size).lower())
+    if match is None:
+        return None
+    mb = int(int(match.group(1)) * _MEMORY_UNITS[match.group(2)]) // 2
+    return f"{max(mb, 1)}m"
+
+
+def arrow_batches(table: ibis.Table, batch_rows: int = 1_000_000) -> Iterator[pa.RecordBatch]:
+    """The rows of ``table`` as Arrow record batches.
+
+    DuckDB streams them. On PySpark, ibis collects through pandas (``toPandas``, then Arrow):
+    twice the driver memory of the result and slow for tens of millions of rows, so the Spark
+    DataFrame is collected as Arrow directly (``DataFrame.toArrow``). A result above the
+    driver's limit raises a :class:`WorkbenchError` that says how to raise it.
+    """
+    con = table._find_backend()
+    if con.name != "pyspark":
+        yield from table.to_pyarrow_batches(chunk_size=batch_rows)
+        return
+    con._run_pre_execute_hooks(table)  # registers memtables as temporary views
+    frame = con.raw_sql(con.compile(table))
+    try:
+        result = frame.toArrow()
+    except Exception as exc:
+        if "maxResultSize" in str(exc):
+            raise WorkbenchError(
+                "a result collected from Spark to the driver is larger than "
+                "spark.driver.maxResultSize",
+                where="engine pyspark",
+                fix=SPARK_RESULT_FIX,
+            ) from None
+        raise
+    yield from result.to_batches(max_chunksize=batch_rows)
+
+
 def spark_session(
     master: str = "local[2]",
     driver_memory: str = "4g",
@@ -144,6 +192,9 @@ def spark_session(
     )
     if local_dir is not None:
         builder = builder.config("spark.local.dir", str(Path(local_dir) / "spark_tmp"))
+    half = half_memory(driver_memory)
+    if half is not None:  # Spark's default (1g) is too small for 1M customers' aggregates
+        builder = builder.config("spark.driver.maxResultSize", half)
     for key, value in (conf or {}).items():
         builder = builder.config(key, str(value))
     session = builder.getOrCreate()

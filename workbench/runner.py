@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from workbench import config
+from workbench import config, engine
 from workbench.errors import RunLockedError, StepFailedError, WorkbenchError
 from workbench.notebook import read_json, write_json_atomic
 from workbench.params import Params, dump_params, redact
@@ -170,6 +170,13 @@ def _step_error(exc: Exception, step: str) -> WorkbenchError:
         err = WorkbenchError(evalue)
         err.exit_code = 2
         return err
+    if "spark.driver.maxResultSize" in str(evalue):  # the JVM's text is a long stack trace
+        what = "a result collected from Spark to the driver is larger than its limit"
+        return StepFailedError(
+            f"{ename}: {what} (spark.driver.maxResultSize)",
+            where=f"step {step}",
+            fix=engine.SPARK_RESULT_FIX,
+        )
     return StepFailedError(f"{ename}: {evalue}", where=f"step {step}")
 
 

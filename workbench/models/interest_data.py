@@ -408,7 +408,7 @@ def to_arrays(
     """
     parts: dict[str, list[np.ndarray]] = {c: [] for c in ["row", *columns]}
     key = _key(table)
-    for batch in table.select(key, *columns).to_pyarrow_batches(chunk_size=batch_rows):
+    for batch in engine.arrow_batches(table.select(key, *columns), batch_rows):
         if key == ROW:  # keyed (:meth:`InterestSource.keyed`): the row is already there
             pos = batch.column(ROW)
         else:
