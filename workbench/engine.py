@@ -110,7 +110,10 @@ def connect_for(params: Params, workdir: str | Path | None = None) -> BaseBacken
 
 _MEMORY_UNITS = {"": 1 / 2**20, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}
 
-#: What to do when a Spark result is larger than the driver may collect.
+#: A Spark result larger than the driver may collect: what happened, and what to do.
+SPARK_RESULT_TOO_LARGE = (
+    "a result collected from Spark to the driver is larger than spark.driver.maxResultSize"
+)
 SPARK_RESULT_FIX = (
     "give the driver more memory: spark.driver_memory in params (the result limit, "
     "spark.driver.maxResultSize, defaults to half of it; spark.conf can set it)"
@@ -145,8 +148,7 @@ def arrow_batches(table: ibis.Table, batch_rows: int = 1_000_000) -> Iterator[pa
     except Exception as exc:
         if "maxResultSize" in str(exc):
             raise WorkbenchError(
-                "a result collected from Spark to the driver is larger than "
-                "spark.driver.maxResultSize",
+                SPARK_RESULT_TOO_LARGE,
                 where="engine pyspark",
                 fix=SPARK_RESULT_FIX,
             ) from None

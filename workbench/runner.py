@@ -171,9 +171,8 @@ def _step_error(exc: Exception, step: str) -> WorkbenchError:
         err.exit_code = 2
         return err
     if "spark.driver.maxResultSize" in str(evalue):  # the JVM's text is a long stack trace
-        what = "a result collected from Spark to the driver is larger than its limit"
         return StepFailedError(
-            f"{ename}: {what} (spark.driver.maxResultSize)",
+            f"{ename}: {engine.SPARK_RESULT_TOO_LARGE}",
             where=f"step {step}",
             fix=engine.SPARK_RESULT_FIX,
         )

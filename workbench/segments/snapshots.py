@@ -29,6 +29,7 @@ import pandas as pd
 
 from workbench.models.features import PriceReference, day_of, epoch_day
 from workbench.segments.data import ts_literal, upload
+from workbench.segments.window import first_instant
 
 if TYPE_CHECKING:
     from ibis.backends import BaseBackend
@@ -101,9 +102,7 @@ def _points(con: BaseBackend, points: list[datetime]) -> ir.Table:
 def _last_events(events: ir.Table, points: list[datetime], grid: ir.Table) -> ir.Table:
     """Latest web event per instant and customer, from one reduction of the events."""
     ev = events.filter(events.occurred_at <= ts_literal(points[-1]))
-    bucket = ibis.cases(
-        *[(ev.occurred_at <= ts_literal(p), i) for i, p in enumerate(points)], else_=len(points)
-    )
+    bucket = first_instant(ev.occurred_at, points)  # never null: ev ends at the last point
     per = ev.group_by(["customer_id", bucket.name("_bucket")]).aggregate(
         _last_event_at=ev.occurred_at.max()
     )

@@ -41,28 +41,9 @@ from workbench.segments.compile import (
 )
 from workbench.segments.data import SegmentData, ts_literal, upload
 from workbench.segments.spec import Node
-from workbench.segments.window import Instants
+from workbench.segments.window import Instants, first_instant, last_instant_within
 
 __all__ = ["first_instants", "stacked_members", "windowed_instants"]
-
-
-def _first_counting(
-    ts: ir.TimestampValue, points: Sequence[datetime], older: int
-) -> ir.IntegerValue:
-    """The first instant ``i`` with ``ts <= points[i] - older`` days (null: none)."""
-    cases = [(ts <= ts_literal(p - timedelta(days=older)), i) for i, p in enumerate(points)]
-    return ibis.cases(*cases).cast("int64")
-
-
-def _last_counting(
-    ts: ir.TimestampValue, points: Sequence[datetime], within: int
-) -> ir.IntegerValue:
-    """The last instant ``i`` with ``ts > points[i] - within`` days (null: none)."""
-    cases = [
-        (ts > ts_literal(p - timedelta(days=within)), i)
-        for i, p in reversed(list(enumerate(points)))
-    ]
-    return ibis.cases(*cases).cast("int64")
 
 
 def first_instants(cond: c.Condition, data: SegmentData, points: Sequence[datetime]) -> ir.Table:
@@ -75,7 +56,7 @@ def first_instants(cond: c.Condition, data: SegmentData, points: Sequence[dateti
     """
     rows = condition_rows(cond, data)
     t = rows.table
-    t = t.mutate(_b=_first_counting(t[rows.ts], points, cond.older_than_days or 0))
+    t = t.mutate(_b=first_instant(t[rows.ts], points, cond.older_than_days or 0))
     t = t.filter(t._b.notnull())
     per = t.group_by(["customer_id", "_b"]).aggregate(_n=rows.total(t))
     running = ibis.cumulative_window(group_by=per.customer_id, order_by=per._b)
@@ -93,8 +74,12 @@ def _instants_table(data: SegmentData, n: int) -> ir.Table:
     return data._cache[key]
 
 
-def windowed_instants(cond: c.Condition, data: SegmentData, points: Sequence[datetime]) -> ir.Table:
+def windowed_instants(
+    cond: c.Condition, data: SegmentData, points: Sequence[datetime], snaps: ir.Table
+) -> ir.Table:
     """The (customer, instant) pairs at which a condition with ``within_days`` holds.
+
+    ``snaps`` is the table of instant indexes (column ``_snap``, ``0 .. len(points) - 1``).
 
     Returns
     -------
@@ -110,17 +95,20 @@ def windowed_instants(cond: c.Condition, data: SegmentData, points: Sequence[dat
         ts <= ts_literal(points[-1] - timedelta(days=older)),
     )
     ts = t[rows.ts]
-    t = t.mutate(_a=_first_counting(ts, points, older), _z=_last_counting(ts, points, within))
+    t = t.mutate(_a=first_instant(ts, points, older), _z=last_instant_within(ts, points, within))
     t = t.filter(t._a <= t._z)
     per = t.group_by(["customer_id", "_a", "_z"]).aggregate(_n=rows.total(t))
-    snaps = _instants_table(data, len(points))
     spread = per.inner_join(snaps, [per._a <= snaps._snap, per._z >= snaps._snap])
     totals = spread.group_by(["customer_id", "_snap"]).aggregate(_n=spread._n.sum())
     return totals.filter(totals._n >= rows.minimum).select("customer_id", "_snap")
 
 
-def _stacked_join(data: SegmentData, points: Sequence[datetime]) -> FlagJoin:
-    """Members of set conditions as flag columns of the stacked customer table."""
+def _stacked_join(data: SegmentData, seen: SegmentData, points: Sequence[datetime]) -> FlagJoin:
+    """Members of set conditions as flag columns of the stacked customer table.
+
+    Rows are read from ``seen`` (the data as of the last point); uploads (interest members,
+    the instants) are cached on ``data``, so the segments of one growth run share them.
+    """
 
     def join(
         t: ir.Table, cond: c.Condition, i: int
@@ -129,9 +117,10 @@ def _stacked_join(data: SegmentData, points: Sequence[datetime]) -> FlagJoin:
             t, flag = attach_flag(t, interest_customers(cond, data), i)
             return t, lambda x: x[flag].notnull(), [flag]
         if cond.within_days is None:
-            t, flag = attach_flag(t, first_instants(cond, data, points), i, value="_first")
+            t, flag = attach_flag(t, first_instants(cond, seen, points), i, value="_first")
             return t, lambda x: x[flag].notnull() & (x["_snap"] >= x[flag]), [flag]
-        pairs = windowed_instants(cond, data, points)
+        snaps = _instants_table(data, len(points))
+        pairs = windowed_instants(cond, seen, points, snaps)
         t, flag = attach_flag(t, pairs, i, keys=("customer_id", "_snap"))
         return t, lambda x: x[flag].notnull(), [flag]
 
@@ -158,4 +147,4 @@ def stacked_members(
     if points != sorted(points):
         raise ValueError("stacked_members needs the points in ascending order")
     seen = data.with_as_of(points[-1], states)
-    return compile_tree(node, seen, states, Instants(points), _stacked_join(seen, points))
+    return compile_tree(node, seen, states, Instants(points), _stacked_join(data, seen, points))

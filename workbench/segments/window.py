@@ -26,6 +26,8 @@ from workbench.segments.data import ts_literal
 
 __all__ = [
     "Instants",
+    "first_instant",
+    "last_instant_within",
     "relative_window_predicate",
     "start_of_day",
     "static_window_predicate",
@@ -66,6 +68,24 @@ class Instants:
             raise ValueError("Instants.minus needs a table: call Instants.on(table) first")
         shifted = [ts_literal(p - timedelta(days=days)) for p in self.points]
         return ibis.cases(*[(self.index == i, p) for i, p in enumerate(shifted)])
+
+
+def first_instant(
+    ts: ir.TimestampValue, points: Sequence[datetime], days_before: int = 0
+) -> ir.IntegerValue:
+    """The first ``i`` with ``ts <= points[i] - days_before`` (ascending points; null: none)."""
+    cases = [(ts <= ts_literal(p - timedelta(days=days_before)), i) for i, p in enumerate(points)]
+    return ibis.cases(*cases).cast("int64")
+
+
+def last_instant_within(
+    ts: ir.TimestampValue, points: Sequence[datetime], days: int
+) -> ir.IntegerValue:
+    """The last ``i`` with ``ts > points[i] - days`` (ascending points; null: none)."""
+    cases = [
+        (ts > ts_literal(p - timedelta(days=days)), i) for i, p in reversed(list(enumerate(points)))
+    ]
+    return ibis.cases(*cases).cast("int64")
 
 
 def _before(as_of: datetime | Instants, days: int) -> ir.TimestampValue:
