@@ -203,6 +203,44 @@ def test_the_calibration_snapshot_reads_the_sampled_customers_browsing_only(shop
     np.testing.assert_allclose(fast.predict_proba(rows), full.predict_proba(rows), rtol=1e-6)
 
 
+def test_levels_share_the_level_independent_aggregates_and_fit_the_same_models(shop, monkeypatch):
+    """Fitted together, the levels compute known customers and activity once per instant."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models import interest_features as feat
+    from workbench.models import interest_model
+    from workbench.models.interest import fit_levels
+
+    con = engine.connect("duckdb")
+    source = idata.InterestSource.from_run_dir(con, shop["run"])
+    as_of = idata.instant(shop["end"].date())
+    customers = idata.customer_ids(source, as_of)
+    kwargs = {"model_params": {"calibration_customers": 300}}
+    calls = {"known": 0, "vectors": 0}
+    known, vectors = interest_model._known_mask, feat._customer_vectors
+
+    def count(name, fn):
+        def wrapped(*args, **kw):
+            calls[name] += 1
+            return fn(*args, **kw)
+
+        return wrapped
+
+    monkeypatch.setattr(interest_model, "_known_mask", count("known", known))
+    monkeypatch.setattr(feat, "_customer_vectors", count("vectors", vectors))
+    together = fit_levels(source, LEVELS, as_of, HORIZON, customers, **kwargs)
+    # one known-customers mask (period start), activity at the period start (sample) and as_of
+    assert calls == {"known": 1, "vectors": 2}
+    for level in LEVELS:
+        alone = fit_levels(source, [level], as_of, HORIZON, customers, **kwargs)[level]
+        assert alone.fit_info_["calibration_rows"] == together[level].fit_info_["calibration_rows"]
+        rows = np.arange(len(customers))
+        np.testing.assert_array_equal(
+            alone.predict_proba(rows), together[level].predict_proba(rows)
+        )
+    assert calls == {"known": 1 + len(LEVELS), "vectors": 2 + 2 * len(LEVELS)}
+
+
 def test_keyed_aggregates_equal_the_id_keyed_ones(shop):
     """Grouping by the customer's integer row (``source.keyed``) changes no profile entry."""
     from workbench import engine

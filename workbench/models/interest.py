@@ -100,9 +100,12 @@ def iter_fits(
     matches come from ``source``; the models aggregate ``fit_source`` (default ``source``),
     e.g. ``source.restricted_to(customers)`` when ``customers`` is a sample: the fit is the
     same, its aggregates only read the sample's rows. Nothing later than ``as_of`` is read.
+    The level-independent aggregates (known customers, customer activity) are computed once
+    and shared by the levels (:class:`~workbench.models.interest_data.Shared`).
     """
     fit_source = source if fit_source is None else fit_source
     products = read_products(source.products, source.sales)
+    shared = idata.Shared()  # what every level's fit reads alike, aggregated once
     for level in levels:
         catalog, query_map = prepare_level(source, products, level, as_of)
         if catalog.size == 0:
@@ -119,6 +122,7 @@ def iter_fits(
                 query_map=query_map,
                 known=known,
                 progress=progress,
+                shared=shared,
             ),
         )
         del model

@@ -18,12 +18,13 @@ integer positions with Arrow (no Python objects per row).
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import ibis
 import numpy as np
@@ -35,6 +36,8 @@ from workbench import config, engine
 
 if TYPE_CHECKING:
     from ibis.backends import BaseBackend
+
+T = TypeVar("T")
 
 DAY_SECONDS = 86_400.0
 #: Default weight of one event of each type in the browsing signal.
@@ -173,6 +176,34 @@ class InterestSource:
 
             raise InputDataError("the orders table has no purchases", where="orders")
         return instant(value)
+
+
+@dataclass
+class Shared:
+    """Aggregates that do not depend on the level, computed once for all levels of a fit.
+
+    The levels of one fit read the same source, customers and instants; which customers are
+    known at the start of the calibration period and the per-customer activity vectors are
+    the same for every level (at 1M customers each is a scan of the 53M events). A fresh
+    :class:`Shared` belongs to one source and one customer array; keys name everything else
+    a value depends on (:meth:`rows_key` for a row selection).
+    """
+
+    values: dict[Hashable, object] = field(default_factory=dict)
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value under ``key``, computed by ``compute()`` the first time."""
+        if key not in self.values:
+            self.values[key] = compute()
+        return self.values[key]  # type: ignore[return-value]
+
+    @staticmethod
+    def rows_key(rows: np.ndarray | None) -> str | None:
+        """A key for a selection of rows (None = every row)."""
+        if rows is None:
+            return None
+        data = np.ascontiguousarray(rows, dtype=np.int64)
+        return hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
 
 
 def of_rows(table: ibis.Table, customers: pa.Array, rows: np.ndarray) -> ibis.Table:

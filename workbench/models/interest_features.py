@@ -292,6 +292,7 @@ def build_snapshot(
     event_weights: Mapping[str, float] | None = None,
     itemitem: Mapping[str, object] | None = None,
     browse_rows: np.ndarray | None = None,
+    shared: idata.Shared | None = None,
 ) -> Snapshot:
     """Compute a :class:`Snapshot` (ibis aggregates, then numpy).
 
@@ -319,6 +320,9 @@ def build_snapshot(
         vectors do not depend on it. The fit's calibration snapshot reads the browsing of its
         sampled customers only, so it aggregates just theirs (at 1M customers, about 1/50th
         of the events).
+    shared : Shared, optional
+        Level-independent aggregates of the fit (the customer vectors), reused from there
+        when another level computed them for the same instant and rows.
     """
     n, m = len(customers), catalog.size
     purchases = idata.purchase_pairs(source.sales, catalog.product_map, as_of, PURCHASE_HALF_LIVES)
@@ -346,7 +350,9 @@ def build_snapshot(
     profile = Profile.from_entries(n, m, parts, consume=True)
     del parts
     log.info("%s profile as of %s: %d entries", catalog.level, as_of.date(), profile.nnz)
-    cust = _customer_vectors(source, customers, as_of)
+    shared = idata.Shared() if shared is None else shared
+    key = ("customer_vectors", as_of, idata.Shared.rows_key(browse_rows))
+    cust = dict(shared.get(key, lambda: _customer_vectors(source, customers, as_of)))
     n_known = max(int(known.sum()), 1)
     mid = np.bincount(profile.indices, weights=profile.values["own_mid"], minlength=m)
     reach = np.bincount(profile.indices, weights=profile.values["own_long"] > 0, minlength=m)

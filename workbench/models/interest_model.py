@@ -123,6 +123,7 @@ class InterestModel(BaseEstimator):
         query_map: pd.DataFrame | None = None,
         known: np.ndarray | None = None,
         progress: bool = False,
+        shared: idata.Shared | None = None,
     ) -> InterestModel:
         """Fit on the held-out period before ``as_of`` and compute the features as of ``as_of``.
 
@@ -142,14 +143,20 @@ class InterestModel(BaseEstimator):
             Which customers exist at ``as_of`` (default: all).
         progress : bool
             Show progress bars.
+        shared : Shared, optional
+            Level-independent aggregates shared with the other levels' fits on the same
+            ``source`` and ``customers`` (see :func:`workbench.models.interest.iter_fits`).
         """
         started = time.perf_counter()
+        shared = idata.Shared() if shared is None else shared
         as_of = idata.instant(as_of)
         start = as_of - timedelta(days=self.horizon_days)
         n = len(customers)
         source = source.keyed(customers)  # aggregates group by the customer's row
         known_now = np.ones(n, bool) if known is None else np.asarray(known, bool)
-        known_then = known_now & _known_mask(source, customers, start)
+        known_then = known_now & shared.get(
+            ("known", start), lambda: _known_mask(source, customers, start)
+        )
         ii_params = dict(self.itemitem or {})
         tune = not ({"l2", "l2_share"} & set(ii_params)) and len(self.l2_shares) > 1
         if tune:
@@ -158,6 +165,7 @@ class InterestModel(BaseEstimator):
             "query_map": query_map,
             "event_weights": self.event_weights,
             "itemitem": ii_params,
+            "shared": shared,
         }
         rng = np.random.default_rng(self.random_state)
         sampled = sampling.sample_customers(known_then, self.calibration_customers, rng)
@@ -187,17 +195,7 @@ class InterestModel(BaseEstimator):
                 snap0, rows, cols, y, weight, features["bought"]
             )
             kwargs["itemitem"] = {**ii_params, "l2_share": share}
-        features.update(
-            sampling.sample_cf(
-                snap0,
-                snap0.itemitem,
-                rows,
-                cols,
-                block_cells=self.block_cells,
-                desc=f"{self.level} sample",
-                progress=progress,
-            )
-        )
+        features.update(sampling.sample_cf(snap0, snap0.itemitem, rows, cols))
         masks.update(dict.fromkeys(feat.CF_FEATURES))
         self.blender_ = Blender(C=self.C, random_state=self.random_state).fit(
             features, masks, y, weight, groups=rows
@@ -249,9 +247,7 @@ class InterestModel(BaseEstimator):
         X = feat.cf_input(snap.profile)
         for share in self.l2_shares:
             model = fitted if share == self.l2_shares[0] else fitted.with_l2_share(X, share)
-            cf = sampling.sample_cf(
-                snap, model, rows[sel], cols[sel], block_cells=self.block_cells
-            )["cf_dense"]
+            cf = sampling.sample_cf(snap, model, rows[sel], cols[sel])["cf_dense"]
             auc = float(roc_auc_score(y[sel], cf, sample_weight=weight[sel]))
             scores[str(share)] = auc
             if auc > best[0]:
