@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 
+import numba
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
@@ -92,16 +93,17 @@ class ItemItem(BaseEstimator):
         """
         X = _bought(X)
         n = X.shape[1]
-        buyers = np.diff(X.indptr)
+        buyers = np.bincount(X.indices, minlength=n)
         self.n_targets_ = n
         if n <= self.max_dense:
             dense = np.arange(n)
         else:
             dense = np.sort(np.argsort(-buyers, kind="stable")[: self.max_dense])
         self.dense_index_ = dense.astype(np.int64)
-        self.dense_weights_, self.l2_ = self._ease(X[:, dense])
+        self.gram_ = self._gram(X)
+        self.dense_weights_, self.l2_ = self._ease(self.gram_)
         tail = np.setdiff1d(np.arange(n), dense)
-        self.sparse_weights_ = self._cosine(X, buyers, tail)
+        self.sparse_weights_ = self._cosine(X.tocsc(), buyers, tail)
         log.info(
             "item-item: EASE on %d targets (lambda %.1f), cosine on %d targets (%d weights)",
             len(dense),
@@ -115,7 +117,8 @@ class ItemItem(BaseEstimator):
         """A copy refitted with another EASE penalty share, reusing the cosine tail.
 
         Only the dense EASE block depends on the penalty, so trying several penalties costs
-        one Gram inversion each, not a refit of the (often larger) cosine neighbours.
+        one Gram inversion each, not a refit of the (often larger) cosine neighbours; the
+        Gram matrix itself is the one :meth:`fit` computed (``gram_``), when still held.
 
         Parameters
         ----------
@@ -130,19 +133,28 @@ class ItemItem(BaseEstimator):
             A new fitted model; ``self`` is unchanged.
         """
         other = ItemItem(**{**self.get_params(), "l2": None, "l2_share": l2_share})
-        X = _bought(X)
         other.n_targets_ = self.n_targets_
         other.dense_index_ = self.dense_index_
-        other.dense_weights_, other.l2_ = other._ease(X[:, self.dense_index_])
+        gram = getattr(self, "gram_", None)
+        other.gram_ = self._gram(_bought(X)) if gram is None else gram
+        other.dense_weights_, other.l2_ = other._ease(other.gram_)
         other.sparse_weights_ = self.sparse_weights_
         return other
 
-    def _ease(self, Xd: sparse.csc_matrix) -> tuple[np.ndarray, float]:
-        gram = (Xd.T @ Xd).toarray().astype(np.float32)
+    def _gram(self, X: sparse.csr_matrix) -> np.ndarray:
+        """``X'X`` of the EASE block (co-buyer counts, float32), from the purchase indicators."""
+        where = np.full(X.shape[1], -1, dtype=np.int64)
+        where[self.dense_index_] = np.arange(len(self.dense_index_))
+        return _dense_gram(
+            X.indptr.astype(np.int64), X.indices.astype(np.int64), where, len(self.dense_index_)
+        )
+
+    def _ease(self, gram: np.ndarray) -> tuple[np.ndarray, float]:
         diag = np.diag(gram).astype(np.float64)
         if len(diag) == 0:
             return np.zeros((0, 0), np.float32), float(self.l2 or 1.0)
         l2 = float(self.l2) if self.l2 is not None else max(1.0, self.l2_share * diag.mean())
+        gram = gram.copy()
         gram[np.diag_indices_from(gram)] += l2
         precision = _spd_inverse(gram)
         del gram
@@ -224,20 +236,16 @@ class ItemItem(BaseEstimator):
         return dense_out, sparse_out
 
     def score_pairs(
-        self,
-        X: sparse.spmatrix,
-        rows: np.ndarray,
-        cols: np.ndarray,
-        *,
-        max_terms: int = 20_000_000,
+        self, X: sparse.spmatrix, rows: np.ndarray, cols: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """The scores of :meth:`score` at the pairs ``(rows[i], cols[i])`` only.
 
         A calibration sample needs a few dozen targets per customer, not all of them: each
         pair's score is the sum, over the targets its customer bought, of one weight, so the
         cost grows with the pairs times the customer's purchases instead of with the
-        customers times the whole catalogue. Sums are accumulated in float64 (:meth:`score`
-        sums in float32), so the two agree to float32 rounding.
+        customers times the whole catalogue (one compiled loop, :func:`_pair_scores`).
+        Sums are accumulated in float64 (:meth:`score` sums in float32), so the two agree to
+        float32 rounding.
 
         Parameters
         ----------
@@ -245,8 +253,6 @@ class ItemItem(BaseEstimator):
             Customer input, as for :meth:`score`.
         rows, cols : numpy.ndarray
             Row of ``X`` and target index of each pair.
-        max_terms : int
-            Most (pair, purchase) terms expanded at once (bounds the transient memory).
 
         Returns
         -------
@@ -255,54 +261,87 @@ class ItemItem(BaseEstimator):
             the target).
         """
         X = sparse.csr_matrix(X, dtype=np.float32)
-        X.sort_indices()
-        rows = np.asarray(rows, dtype=np.int64)
-        cols = np.asarray(cols, dtype=np.int64)
-        n = self.n_targets_
-        where = np.full(n, -1, dtype=np.int64)
+        where = np.full(self.n_targets_, -1, dtype=np.int64)
         where[self.dense_index_] = np.arange(len(self.dense_index_))
-        pos = where[cols]
-        weights = self.sparse_weights_.tocsc()
+        weights = sparse.csc_matrix(self.sparse_weights_, dtype=np.float32)
         weights.sort_indices()
-        # the cosine weights as sorted keys target * n + bought target (CSC: column-major)
-        w_keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(weights.indptr)) * n
-        w_keys += weights.indices
-        dense_out = np.zeros(len(rows), np.float64)
-        sparse_out = np.zeros(len(rows), np.float64)
-        per_pair = np.diff(X.indptr)[rows]
-        bounds = np.r_[0, np.cumsum(per_pair)]
-        start = 0
-        while start < len(rows):
-            stop = int(np.searchsorted(bounds, bounds[start] + max_terms, side="right")) - 1
-            stop = min(len(rows), max(stop, start + 1))
-            counts = per_pair[start:stop]
-            pair = np.repeat(np.arange(start, stop), counts)
-            entry = np.repeat(X.indptr[rows[start:stop]], counts) + (
-                np.arange(len(pair)) - np.repeat(bounds[start:stop] - bounds[start], counts)
-            )
-            item, x = X.indices[entry].astype(np.int64), X.data[entry].astype(np.float64)
-            p = pos[pair]
-            d = (p >= 0) & (where[item] >= 0)
-            if d.any():
-                w = self.dense_weights_[where[item[d]], p[d]].astype(np.float64)
-                dense_out += np.bincount(pair[d], weights=x[d] * w, minlength=len(rows))
-            s = (p < 0) & (x != 0)
-            if s.any() and len(w_keys):
-                keys = cols[pair[s]] * n + item[s]
-                at = np.minimum(np.searchsorted(w_keys, keys), len(w_keys) - 1)
-                hit = w_keys[at] == keys
-                val = np.where(hit, weights.data[at], 0.0) * x[s]
-                sparse_out += np.bincount(pair[s], weights=val, minlength=len(rows))
-            start = stop
-        return dense_out.astype(np.float32), sparse_out.astype(np.float32)
+        return _pair_scores(
+            X.indptr.astype(np.int64),
+            X.indices.astype(np.int64),
+            X.data,
+            np.asarray(rows, dtype=np.int64),
+            np.asarray(cols, dtype=np.int64),
+            where,
+            np.ascontiguousarray(self.dense_weights_, dtype=np.float32),
+            weights.indptr.astype(np.int64),
+            weights.indices.astype(np.int64),
+            weights.data,
+        )
 
 
-def _bought(X: sparse.spmatrix) -> sparse.csc_matrix:
+@numba.njit(nogil=True, cache=True)
+def _pair_scores(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    where: np.ndarray,
+    dense: np.ndarray,
+    w_indptr: np.ndarray,
+    w_indices: np.ndarray,
+    w_data: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """EASE and cosine scores of ``(rows[i], cols[i])`` (CSR input, CSC cosine weights)."""
+    n = len(rows)
+    dense_out = np.zeros(n, np.float32)
+    sparse_out = np.zeros(n, np.float32)
+    for i in range(n):
+        r, j = rows[i], cols[i]
+        p = where[j]
+        total = 0.0
+        if p >= 0:  # EASE: the weights of the bought dense targets towards j
+            for e in range(indptr[r], indptr[r + 1]):
+                q = where[indices[e]]
+                if q >= 0:
+                    total += data[e] * dense[q, p]
+            dense_out[i] = total
+        else:  # cosine: column j's neighbours (sorted) met by the bought targets
+            lo, hi = w_indptr[j], w_indptr[j + 1]
+            if hi > lo:
+                for e in range(indptr[r], indptr[r + 1]):
+                    at = lo + np.searchsorted(w_indices[lo:hi], indices[e])
+                    if at < hi and w_indices[at] == indices[e]:
+                        total += data[e] * w_data[at]
+                sparse_out[i] = total
+    return dense_out, sparse_out
+
+
+def _bought(X: sparse.spmatrix) -> sparse.csr_matrix:
     """1.0 where ``X`` is non-zero; stored zeros (a profile's browse-only entries) are dropped."""
-    X = sparse.csc_matrix(X, dtype=np.float64, copy=True)
+    X = sparse.csr_matrix(X, dtype=np.float64, copy=True)
     X.eliminate_zeros()
+    X.sort_indices()
     X.data[:] = 1.0
     return X
+
+
+@numba.njit(nogil=True, cache=True)
+def _dense_gram(
+    indptr: np.ndarray, indices: np.ndarray, where: np.ndarray, size: int
+) -> np.ndarray:
+    """Co-occurrence counts of the targets mapped by ``where`` (>= 0) over the rows of a CSR."""
+    gram = np.zeros((size, size), np.float32)
+    for r in range(len(indptr) - 1):
+        for a in range(indptr[r], indptr[r + 1]):
+            p = where[indices[a]]
+            if p < 0:
+                continue
+            for b in range(indptr[r], indptr[r + 1]):
+                q = where[indices[b]]
+                if q >= 0:
+                    gram[p, q] += 1.0
+    return gram
 
 
 def _spd_inverse(gram: np.ndarray) -> np.ndarray:
