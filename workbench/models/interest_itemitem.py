@@ -7,8 +7,9 @@ Two closed-form models share the work, so memory stays bounded whatever the cata
   ``B = -P / diag(P)`` with a zero diagonal. This is a dense ``max_dense x max_dense`` matrix
   (``max_dense = 4000`` is 64 MB in float32; the inversion needs about 4x that, transiently).
 - **Item-item cosine** for every other target (the long tail of products): the ``neighbours``
-  most similar targets per target, ``X'X`` computed one block of columns at a time and pruned,
-  so no dense ``targets x targets`` matrix ever exists. Similarities are shrunk towards zero
+  most similar targets per target, their co-buyer counts gathered one target at a time
+  through its buyers' purchases (a compiled loop), so no ``targets x targets`` matrix, dense
+  or sparse, ever exists. Similarities are shrunk towards zero
   for targets with few buyers: ``c_ij / (sqrt(n_i n_j) + shrink)``.
 
 A customer's score for target ``j`` is ``x_c . B[:, j]``: a weighted sum over the targets the
@@ -46,7 +47,9 @@ class ItemItem(BaseEstimator):
     shrink : float
         Cosine shrinkage (in buyers).
     block_cells : int
-        Cells of a ``targets x block`` similarity block computed at once (bounds memory).
+        Not used by the fit any more (the cosine neighbours are found one target at a time,
+        in memory that grows with the catalogue only); accepted so that parameters saved by
+        earlier versions still load.
 
     Attributes
     ----------
@@ -103,7 +106,7 @@ class ItemItem(BaseEstimator):
         self.gram_ = self._gram(X)
         self.dense_weights_, self.l2_ = self._ease(self.gram_)
         tail = np.setdiff1d(np.arange(n), dense)
-        self.sparse_weights_ = self._cosine(X.tocsc(), buyers, tail)
+        self.sparse_weights_ = self._cosine(X, buyers, tail)
         log.info(
             "item-item: EASE on %d targets (lambda %.1f), cosine on %d targets (%d weights)",
             len(dense),
@@ -163,36 +166,29 @@ class ItemItem(BaseEstimator):
         return weights.astype(np.float32), l2
 
     def _cosine(
-        self, X: sparse.csc_matrix, buyers: np.ndarray, tail: np.ndarray
+        self, X: sparse.csr_matrix, buyers: np.ndarray, tail: np.ndarray
     ) -> sparse.csc_matrix:
+        """The ``neighbours`` most similar targets of every tail target (:func:`_neighbours`)."""
         n = X.shape[1]
         if len(tail) == 0:
             return sparse.csc_matrix((n, n), dtype=np.float32)
-        Xt = X.T.tocsr()
+        by_target = X.tocsc()
+        by_target.sort_indices()
         norm = np.sqrt(np.maximum(buyers, 1)).astype(np.float64)
-        block = max(1, self.block_cells // max(n, 1))
-        k = self.neighbours
-        rows, cols, vals = [], [], []
-        for start in range(0, len(tail), block):
-            cols_b = tail[start : start + block]
-            co = (Xt @ X[:, cols_b]).tocoo()  # co-buyers, sparse: most pairs never co-occur
-            r, c, v = co.row, co.col, co.data.astype(np.float64)
-            off = r != cols_b[c]  # no target is its own neighbour
-            r, c, v = r[off], c[off], v[off]
-            sim = v / (norm[r] * norm[cols_b[c]] + self.shrink)
-            # the k most similar per column; ties go to the lower target index
-            order = np.lexsort((r, -sim, c))
-            r, c, sim = r[order], c[order], sim[order]
-            first = np.searchsorted(c, np.arange(len(cols_b)))
-            rank = np.arange(len(c)) - first[c]
-            keep = (rank < k) & (sim > 0)
-            rows.append(r[keep].astype(np.int64))
-            cols.append(cols_b[c[keep]].astype(np.int64))
-            vals.append(sim[keep].astype(np.float32))
+        indptr, indices, data = _neighbours(
+            X.indptr.astype(np.int64),
+            X.indices.astype(np.int64),
+            by_target.indptr.astype(np.int64),
+            by_target.indices.astype(np.int64),
+            np.asarray(tail, dtype=np.int64),
+            norm,
+            float(self.shrink),
+            int(self.neighbours),
+        )
+        counts = np.zeros(n, np.int64)
+        counts[tail] = np.diff(indptr)
         return sparse.csc_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n, n),
-            dtype=np.float32,
+            (data, indices, np.r_[0, np.cumsum(counts)]), shape=(n, n), dtype=np.float32
         )
 
     def score(
@@ -342,6 +338,67 @@ def _dense_gram(
                 if q >= 0:
                     gram[p, q] += 1.0
     return gram
+
+
+@numba.njit(nogil=True, cache=True)
+def _neighbours(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    t_indptr: np.ndarray,
+    t_indices: np.ndarray,
+    tail: np.ndarray,
+    norm: np.ndarray,
+    shrink: float,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosine neighbours of each tail target: co-buyers counted through its buyers' rows.
+
+    For target ``j``, ``c_ij`` (customers who bought both) is accumulated over the CSR rows
+    of ``j``'s buyers (CSC ``t_indptr``/``t_indices``); similarities are
+    ``c_ij / (norm_i norm_j + shrink)``, the ``k`` largest positive ones are kept, ties to the
+    lower target index, in increasing target order (a CSC column).
+    """
+    n = len(t_indptr) - 1
+    count = np.zeros(n, np.float64)
+    seen = np.zeros(n, np.bool_)
+    touched = np.empty(n, np.int64)
+    out_ptr = np.zeros(len(tail) + 1, np.int64)
+    cap = max(1, len(tail) * min(k, n))
+    out_idx = np.empty(cap, np.int64)
+    out_val = np.empty(cap, np.float32)
+    pos = 0
+    for t in range(len(tail)):
+        j = tail[t]
+        m = 0
+        for a in range(t_indptr[j], t_indptr[j + 1]):
+            c = t_indices[a]
+            for b in range(indptr[c], indptr[c + 1]):
+                i = indices[b]
+                if i == j:
+                    continue
+                if not seen[i]:
+                    seen[i] = True
+                    touched[m] = i
+                    m += 1
+                count[i] += 1.0
+        cand = np.sort(touched[:m])
+        sim = np.empty(m, np.float64)
+        for q in range(m):
+            i = cand[q]
+            sim[q] = count[i] / (norm[i] * norm[j] + shrink)
+            count[i] = 0.0
+            seen[i] = False
+        order = np.argsort(-sim, kind="mergesort")  # stable: ties keep the lower index
+        keep = 0
+        while keep < min(k, m) and sim[order[keep]] > 0:
+            keep += 1
+        best = np.sort(order[:keep])
+        for q in range(keep):
+            out_idx[pos + q] = cand[best[q]]
+            out_val[pos + q] = sim[best[q]]
+        pos += keep
+        out_ptr[t + 1] = pos
+    return out_ptr, out_idx[:pos], out_val[:pos]
 
 
 def _spd_inverse(gram: np.ndarray) -> np.ndarray:
