@@ -463,6 +463,41 @@ def test_candidate_top_k_equals_dense_top_k_for_a_large_catalogue(shop):
     assert np.allclose(np.take_along_axis(logit, top, axis=1), vals, atol=1e-5)
     full = model.blender_.probability(logit).sum(axis=1, dtype=np.float64)
     assert np.allclose(expected, full, rtol=0.01)
+    _fused_equals_numpy(ranker, prof, cust)
+
+
+def _fused_equals_numpy(ranker, prof, cust):
+    """The compiled head pass gives numpy's logits, top-k (ties aside) and expected sums."""
+    assert ranker.fused is not None
+    cols = None if ranker.dense else ranker.head
+    top, vals, expected = ranker._head(prof, cust, cols)
+    fused, ranker.fused = ranker.fused, None
+    try:
+        _, n_vals, n_expected = ranker._head(prof, cust, cols)
+    finally:
+        ranker.fused = fused
+    np.testing.assert_array_equal(vals, n_vals)  # the same float32 logits
+    logit = ranker.model.logit_block(prof, cust, cols)
+    np.testing.assert_array_equal(np.take_along_axis(logit, top, axis=1), vals)
+    for row in range(len(top)):  # ties: the lower column first
+        for v in np.unique(vals[row]):
+            tied = np.flatnonzero(logit[row] == v)
+            got = top[row][vals[row] == v]
+            np.testing.assert_array_equal(got, tied[: len(got)])
+    np.testing.assert_allclose(expected, n_expected, rtol=1e-12)
+
+
+def test_fused_head_pass_equals_numpy_for_a_dense_level(fitted):
+    from workbench.models import interest_store as store
+    from workbench.models.interest_topk import TopK
+
+    folder = fitted["run"] / store.MODEL_DIR
+    model = store.load_model(folder, "category")
+    ranker = TopK(model, 10)
+    assert ranker.dense
+    _, prof, cust = next(store.iter_chunks(folder, "category", 700))
+    assert prof.nnz > 0
+    _fused_equals_numpy(ranker, prof, cust)
 
 
 def test_levels_are_fitted_one_at_a_time_and_a_failed_fit_keeps_the_saved_model(

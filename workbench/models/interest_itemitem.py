@@ -231,6 +231,19 @@ class ItemItem(BaseEstimator):
             sparse_out[:, ~in_dense] = (X @ self.sparse_weights_[:, tail_cols]).toarray()
         return dense_out, sparse_out
 
+    def score_head(self, X: sparse.spmatrix) -> np.ndarray:
+        """The EASE part of :meth:`score` for every target of the EASE block, in its order.
+
+        ``rows x len(dense_index_)`` float32: the same product as :meth:`score`, without its
+        zero-filled copies for targets outside the block.
+        """
+        X = sparse.csr_matrix(X, dtype=np.float32)
+        if len(self.dense_index_) < self.n_targets_:
+            X = X[:, self.dense_index_]
+        if not X.nnz:
+            return np.zeros((X.shape[0], len(self.dense_index_)), np.float32)
+        return np.ascontiguousarray(X @ self.dense_weights_, dtype=np.float32)
+
     def score_pairs(
         self, X: sparse.spmatrix, rows: np.ndarray, cols: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numba
 import numpy as np
 from scipy import sparse
 
 from workbench.models import interest_features as feat
 from workbench.models.interest_model import InterestModel
+from workbench.models.interp import interp_into
 
 GRID_POINTS = 4096
 
@@ -35,6 +37,67 @@ def _dense_top_k(logit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     vals = np.take_along_axis(logit, top, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _fused_rows(
+    cf: np.ndarray,
+    shape_tables: tuple,
+    cf_sparse0: np.float32,
+    target: np.ndarray,
+    cust: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    contrib: np.ndarray,
+    where: np.ndarray,
+    cal_tables: tuple,
+    floor: float,
+    top: np.ndarray,
+    vals: np.ndarray,
+    expected: np.ndarray,
+) -> None:
+    """Logits, top-k and expected purchases of a dense block, one row at a time.
+
+    The logit of cell ``(r, j)`` is :meth:`InterestModel.logit_block`'s, in its order of
+    float32 additions: ``g_cf_dense(cf) + g_cf_sparse(0) + target[j] + cust[r]``, plus the
+    row's profile contributions. Each row's best ``k`` (ties to the lower column) go to
+    ``top``/``vals`` and the float64 sum of its calibrated probabilities to ``expected``, so
+    no ``rows x columns`` logit or probability array is ever written.
+    """
+    n, m = cf.shape
+    k = top.shape[1]
+    xp, fp, slopes, start, inv = shape_tables
+    cxp, cfp, cslopes, cstart, cinv = cal_tables
+    logit = np.empty(m, np.float32)
+    prob = np.empty(m, np.float32)
+    for r in range(n):
+        interp_into(cf[r], xp, fp, slopes, start, inv, logit, -np.inf)
+        c = cust[r]
+        for j in range(m):
+            logit[j] = ((logit[j] + cf_sparse0) + target[j]) + c
+        for e in range(indptr[r], indptr[r + 1]):
+            q = where[indices[e]]
+            if q >= 0:
+                logit[q] += contrib[e]
+        interp_into(logit, cxp, cfp, cslopes, cstart, cinv, prob, floor)
+        total = 0.0
+        for j in range(m):
+            total += np.float64(prob[j])
+        expected[r] = total
+        filled = 0
+        for j in range(m):
+            v = logit[j]
+            if filled == k and v <= vals[r, k - 1]:
+                continue
+            p = filled if filled < k else k - 1
+            while p > 0 and vals[r, p - 1] < v:  # equal values keep the lower column first
+                vals[r, p] = vals[r, p - 1]
+                top[r, p] = top[r, p - 1]
+                p -= 1
+            vals[r, p] = v
+            top[r, p] = j
+            if filled < k:
+                filled += 1
 
 
 class TopK:
@@ -56,6 +119,11 @@ class TopK:
         self.head = ii.dense_index_
         self.tail = np.setdiff1d(np.arange(m), self.head)
         self.dense = len(self.tail) == 0
+        # the EASE block (every target when the catalogue fits in it)
+        self.head_terms = model.target_terms(self.head)
+        self.head_where = np.full(m, -1, np.int64)
+        self.head_where[self.head] = np.arange(len(self.head))
+        self.fused = _fusable(model)
         if self.dense:
             return
         b = model.blender_
@@ -77,19 +145,58 @@ class TopK:
         self.grid = np.linspace(lo, hi, GRID_POINTS)
         self.grid_sum = np.array([b.probability(x + base).sum(dtype=np.float64) for x in self.grid])
 
+    def _head(
+        self, profile: feat.Profile, customer: Mapping[str, np.ndarray], cols: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k positions in ``cols`` (None = every target), logits, and expected purchases.
+
+        ``cols`` is the EASE block (or None when it holds every target). With compiled
+        interpolation tables the block goes through :func:`_fused_rows` (the logits are the
+        same float32 values as :meth:`InterestModel.logit_block`'s; ties rank the lower
+        column first); otherwise through the logit array and ``argpartition``.
+        """
+        model, b = self.model, self.model.blender_
+        kk = min(self.k, len(self.head_terms))
+        if self.fused is None:
+            logit = model.logit_block(profile, customer, cols)
+            top, vals = _dense_top_k(logit, kk)
+            return top, vals, b.probability(logit).sum(axis=1, dtype=np.float64)
+        from workbench.models.interest_blend import MIN_PROBABILITY
+
+        n = profile.n_rows
+        dense = model.snapshot_.itemitem.score_head(feat.cf_input(profile))
+        contrib = model.pair_terms(profile) if profile.nnz else np.zeros(0, np.float32)
+        top = np.zeros((n, kk), np.int64)
+        vals = np.full((n, kk), -np.inf, np.float32)
+        expected = np.zeros(n, np.float64)
+        shape_tables, cal_tables = self.fused
+        _fused_rows(
+            dense,
+            shape_tables,
+            np.float32(b.shape("cf_sparse", np.zeros(1, np.float32))[0]),
+            self.head_terms,
+            model.customer_terms(customer),
+            profile.indptr.astype(np.int64),
+            profile.indices.astype(np.int64),
+            contrib.astype(np.float32),
+            self.head_where,
+            cal_tables,
+            float(MIN_PROBABILITY),
+            top,
+            vals,
+            expected,
+        )
+        return top, vals, expected
+
     def block(
         self, profile: feat.Profile, customer: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k target indices and logits (``rows x k``, best first) and expected purchases."""
         model, b = self.model, self.model.blender_
         if self.dense:
-            logit = model.logit_block(profile, customer)
-            top, vals = _dense_top_k(logit, self.k)
-            return top, vals, b.probability(logit).sum(axis=1, dtype=np.float64)
+            return self._head(profile, customer, None)
         n = profile.n_rows
-        head_logit = model.logit_block(profile, customer, self.head)
-        h_top, h_vals = _dense_top_k(head_logit, min(self.k, len(self.head)))
-        expected = b.probability(head_logit).sum(axis=1, dtype=np.float64)
+        h_top, h_vals, expected = self._head(profile, customer, self.head)
         cust = model.customer_terms(customer).astype(np.float64)
         expected += np.interp(cust, self.grid, self.grid_sum)
         # tail candidates, each (customer, tail target) once: B = the profile entries (they
@@ -165,6 +272,18 @@ class TopK:
             all_vals[pick].reshape(n, self.k),
             expected,
         )
+
+
+def _fusable(model: InterestModel) -> tuple | None:
+    """The interpolation tables :func:`_fused_rows` needs, or None (then numpy scores)."""
+    b = model.blender_
+    if "cf_dense" not in b.coef_:
+        return None
+    shape = b._interpolator("cf_dense", b.knots_["cf_dense"], b.coef_["cf_dense"])
+    cal = b._interpolator("_calibration", b.iso_x_, b.iso_y_)
+    if not (shape.compiled and cal.compiled):
+        return None
+    return shape.tables, cal.tables
 
 
 def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

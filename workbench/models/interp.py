@@ -68,6 +68,12 @@ def _interp(
     return out
 
 
+#: The compiled loop itself, for other compiled code: ``interp_into(x, *tables, out, floor)``
+#: with ``tables`` from :attr:`Interpolator.tables` writes ``max(interp(x), floor)`` into
+#: ``out`` (cast to its dtype, as :meth:`Interpolator.__call__` does).
+interp_into = _interp
+
+
 class Interpolator:
     """``numpy.interp(x, xp, fp)`` for many ``x`` on the same knots.
 
@@ -106,3 +112,10 @@ class Interpolator:
         out = np.empty(flat.shape[0], dtype=dtype)
         _interp(flat, self.xp, self.fp, self.slopes, self.start, self.inv, out, float(floor))
         return out.reshape(arr.shape)
+
+    @property
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(xp, fp, slopes, start, inv)``: the arguments compiled code passes to ``_interp``."""
+        if not self.compiled:
+            raise ValueError("a single or repeated knot: numpy.interp evaluates it")
+        return self.xp, self.fp, self.slopes, self.start, self.inv
