@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -34,45 +34,50 @@ from workbench.models.interest_itemitem import ItemItem
 BLOCK_CELLS = 20_000_000
 
 
+def _co_buyers(
+    X: sparse.csc_matrix, tail: np.ndarray
+) -> Iterator[tuple[np.ndarray, sparse.spmatrix]]:
+    """Blocks of tail targets and their co-buyer counts with every target (``X'X[:, block]``)."""
+    Xt = X.T.tocsr()
+    block = max(1, BLOCK_CELLS // max(X.shape[1], 1))
+    for start in range(0, len(tail), block):
+        cols_b = tail[start : start + block]
+        yield cols_b, Xt @ X[:, cols_b]
+
+
+def _weights(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> sparse.csc_matrix:
+    rows, cols, vals = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return sparse.csc_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
+
+
 def dense_cosine(
     ii: ItemItem, X: sparse.csc_matrix, buyers: np.ndarray, tail: np.ndarray
 ) -> sparse.csc_matrix:
-    """The replaced implementation: a dense similarity slice per block of tail targets."""
-    n = X.shape[1]
-    Xt = X.T.tocsr()
+    """The first implementation: a dense similarity slice per block of tail targets."""
     norm = np.sqrt(np.maximum(buyers, 1)).astype(np.float64)
-    block = max(1, BLOCK_CELLS // max(n, 1))
     k = ii.neighbours
-    rows, cols, vals = [], [], []
-    for start in range(0, len(tail), block):
-        cols_b = tail[start : start + block]
-        co = (Xt @ X[:, cols_b]).toarray()
+    parts = []
+    for cols_b, co_b in _co_buyers(X, tail):
+        co = co_b.toarray()
         co[cols_b, np.arange(len(cols_b))] = 0.0
         sim = co / (norm[:, None] * norm[cols_b][None, :] + ii.shrink)
         top = np.argpartition(-sim, k - 1, axis=0)[:k]
         val = np.take_along_axis(sim, top, axis=0)
         keep = val > 0
-        rows.append(top[keep])
-        cols.append(np.broadcast_to(cols_b[None, :], top.shape)[keep])
-        vals.append(val[keep].astype(np.float32))
-    return sparse.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
+        cols = np.broadcast_to(cols_b[None, :], top.shape)[keep]
+        parts.append((top[keep], cols, val[keep].astype(np.float32)))
+    return _weights(parts, X.shape[1])
 
 
 def sparse_block_cosine(
-    ii: ItemItem, X: sparse.csc_matrix, buyers: np.ndarray, tail: np.ndarray, block_cells: int
+    ii: ItemItem, X: sparse.csc_matrix, buyers: np.ndarray, tail: np.ndarray
 ) -> sparse.csc_matrix:
-    """The version replaced next: sparse co-buyer counts per block of tail targets."""
-    n = X.shape[1]
-    Xt = X.T.tocsr()
+    """The second: sparse co-buyer counts per block of tail targets, then ``lexsort``."""
     norm = np.sqrt(np.maximum(buyers, 1)).astype(np.float64)
-    block = max(1, block_cells // max(n, 1))
     k = ii.neighbours
-    rows, cols, vals = [], [], []
-    for start in range(0, len(tail), block):
-        cols_b = tail[start : start + block]
-        co = (Xt @ X[:, cols_b]).tocoo()
+    parts = []
+    for cols_b, co_b in _co_buyers(X, tail):
+        co = co_b.tocoo()
         r, c, v = co.row, co.col, co.data.astype(np.float64)
         off = r != cols_b[c]
         r, c, v = r[off], c[off], v[off]
@@ -82,14 +87,8 @@ def sparse_block_cosine(
         first = np.searchsorted(c, np.arange(len(cols_b)))
         rank = np.arange(len(c)) - first[c]
         keep = (rank < k) & (sim > 0)
-        rows.append(r[keep].astype(np.int64))
-        cols.append(cols_b[c[keep]].astype(np.int64))
-        vals.append(sim[keep].astype(np.float32))
-    return sparse.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n, n),
-        dtype=np.float32,
-    )
+        parts.append((r[keep].astype(np.int64), cols_b[c[keep]], sim[keep].astype(np.float32)))
+    return _weights(parts, X.shape[1])
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -110,7 +109,7 @@ def bench_cosine(rng: np.random.Generator, n_rows: int, n: int, purchases: int) 
     ii = ItemItem()
     new, t_new = _timed(ii._cosine, X, buyers, tail[:10])  # compiles the loop
     new, t_new = _timed(ii._cosine, X, buyers, tail)
-    blocks, t_blocks = _timed(sparse_block_cosine, ii, Xc, buyers, tail, BLOCK_CELLS)
+    blocks, t_blocks = _timed(sparse_block_cosine, ii, Xc, buyers, tail)
     old, t_old = _timed(dense_cosine, ii, Xc, buyers, tail)
     new, old = new.tocsc(), old.tocsc()
     identical = (

@@ -173,17 +173,22 @@ def test_a_sample_fit_reads_only_the_samples_rows_and_fits_the_same_model(shop):
     np.testing.assert_allclose(fast.predict_proba(rows), full.predict_proba(rows), rtol=1e-6)
 
 
-def test_the_calibration_snapshot_reads_the_sampled_customers_browsing_only(shop, monkeypatch):
-    """Aggregating the period-start browsing of the sampled customers only fits the same model."""
+def _at_the_end(shop):
+    """The shop's ingested source on DuckDB, its last day (end of), and the customers then."""
     from workbench import engine
     from workbench.models import interest_data as idata
+
+    source = idata.InterestSource.from_run_dir(engine.connect("duckdb"), shop["run"])
+    as_of = idata.instant(shop["end"].date())
+    return source, as_of, idata.customer_ids(source, as_of)
+
+
+def test_the_calibration_snapshot_reads_the_sampled_customers_browsing_only(shop, monkeypatch):
+    """Aggregating the period-start browsing of the sampled customers only fits the same model."""
     from workbench.models import interest_features as feat
     from workbench.models.interest import fit_levels
 
-    con = engine.connect("duckdb")
-    source = idata.InterestSource.from_run_dir(con, shop["run"])
-    as_of = idata.instant(shop["end"].date())
-    customers = idata.customer_ids(source, as_of)
+    source, as_of, customers = _at_the_end(shop)
     kwargs = {"model_params": {"calibration_customers": 300}}
     build = feat.build_snapshot
     seen: list[int | None] = []
@@ -205,16 +210,11 @@ def test_the_calibration_snapshot_reads_the_sampled_customers_browsing_only(shop
 
 def test_levels_share_the_level_independent_aggregates_and_fit_the_same_models(shop, monkeypatch):
     """Fitted together, the levels compute known customers and activity once per instant."""
-    from workbench import engine
-    from workbench.models import interest_data as idata
     from workbench.models import interest_features as feat
     from workbench.models import interest_model
     from workbench.models.interest import fit_levels
 
-    con = engine.connect("duckdb")
-    source = idata.InterestSource.from_run_dir(con, shop["run"])
-    as_of = idata.instant(shop["end"].date())
-    customers = idata.customer_ids(source, as_of)
+    source, as_of, customers = _at_the_end(shop)
     kwargs = {"model_params": {"calibration_customers": 300}}
     calls = {"known": 0, "vectors": 0}
     known, vectors = interest_model._known_mask, feat._customer_vectors
