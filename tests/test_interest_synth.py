@@ -239,6 +239,15 @@ def test_levels_share_the_level_independent_aggregates_and_fit_the_same_models(s
             alone.predict_proba(rows), together[level].predict_proba(rows)
         )
     assert calls == {"known": 1 + len(LEVELS), "vectors": 2 + 2 * len(LEVELS)}
+    info = together[LEVELS[0]].fit_info_
+    assert list(info["stage_seconds"]) == [
+        "period_start_snapshot",
+        "calibration_sample",
+        "itemitem_penalty",
+        "blender",
+        "as_of_snapshot",
+    ]
+    assert sum(info["stage_seconds"].values()) <= info["fit_seconds"] + 0.5
 
 
 def test_keyed_aggregates_equal_the_id_keyed_ones(shop):
@@ -408,7 +417,7 @@ def _poison(run: Path, cutoff: pd.Timestamp) -> None:
 def _untimed(summary: dict) -> dict:
     """A fit summary without its wall times."""
     levels = {
-        k: {f: v for f, v in fit.items() if f != "fit_seconds"}
+        k: {f: v for f, v in fit.items() if f not in ("fit_seconds", "stage_seconds")}
         for k, fit in summary["levels"].items()
     }
     return {**{k: v for k, v in summary.items() if k != "top_k_seconds"}, "levels": levels}

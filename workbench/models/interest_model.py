@@ -142,12 +142,14 @@ class InterestModel(BaseEstimator):
         known : numpy.ndarray, optional
             Which customers exist at ``as_of`` (default: all).
         progress : bool
-            Show progress bars.
+            Show a progress bar over the fit's five stages (their wall times are in
+            ``fit_info_["stage_seconds"]`` either way).
         shared : Shared, optional
             Level-independent aggregates shared with the other levels' fits on the same
             ``source`` and ``customers`` (see :func:`workbench.models.interest.iter_fits`).
         """
         started = time.perf_counter()
+        stage = _Stages(f"fit {self.level}", progress)
         shared = idata.Shared() if shared is None else shared
         as_of = idata.instant(as_of)
         start = as_of - timedelta(days=self.horizon_days)
@@ -174,6 +176,7 @@ class InterestModel(BaseEstimator):
         snap0 = feat.build_snapshot(
             source, catalog, customers, known_then, start, browse_rows=browse_rows, **kwargs
         )
+        stage.done("period_start_snapshot")
         labels = idata.to_arrays(
             idata.label_pairs(source.sales, catalog.product_map, start, as_of),
             customers,
@@ -189,6 +192,7 @@ class InterestModel(BaseEstimator):
             rng=rng,
         )
         features, masks = sampling.sample_features(snap0, rows, cols, self.horizon_days)
+        stage.done("calibration_sample")
         self.l2_auc_: dict[str, float] = {}
         if tune:
             snap0.itemitem, share, self.l2_auc_ = self._choose_l2(
@@ -197,6 +201,7 @@ class InterestModel(BaseEstimator):
             kwargs["itemitem"] = {**ii_params, "l2_share": share}
         features.update(sampling.sample_cf(snap0, snap0.itemitem, rows, cols))
         masks.update(dict.fromkeys(feat.CF_FEATURES))
+        stage.done("itemitem_penalty")
         self.blender_ = Blender(C=self.C, random_state=self.random_state).fit(
             features, masks, y, weight, groups=rows
         )
@@ -217,11 +222,14 @@ class InterestModel(BaseEstimator):
             "itemitem_l2_auc": self.l2_auc_,
             "blender_C": self.blender_.C_,
         }
+        stage.done("blender")
         del snap0
         self.catalog_ = catalog
         self.customers_ = customers
         self.as_of_ = as_of
         self.snapshot_ = feat.build_snapshot(source, catalog, customers, known_now, as_of, **kwargs)
+        stage.done("as_of_snapshot")
+        self.fit_info_["stage_seconds"] = stage.close()
         self.fit_info_["fit_seconds"] = round(time.perf_counter() - started, 1)
         log.info("%s model fitted: %s", self.level, self.fit_info_)
         return self
@@ -355,6 +363,30 @@ class InterestModel(BaseEstimator):
         snap = self.snapshot_
         cust = {k: v[rows] for k, v in snap.customer.items()}
         return self.blender_.probability(self.logit_block(snap.profile.take(rows), cust, columns))
+
+
+class _Stages:
+    """Wall time per stage of a fit, with an optional progress bar over the stages."""
+
+    COUNT = 5
+
+    def __init__(self, desc: str, progress: bool) -> None:
+        self.bar = tqdm(total=self.COUNT, desc=desc, disable=not progress, unit="stage")
+        self.seconds: dict[str, float] = {}
+        self.mark = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        """Close the stage ``name`` (timed from the previous one)."""
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.mark, 1)
+        self.mark = now
+        self.bar.set_postfix_str(name)
+        self.bar.update()
+
+    def close(self) -> dict[str, float]:
+        """Close the bar; the seconds per stage."""
+        self.bar.close()
+        return dict(self.seconds)
 
 
 def _known_mask(source: idata.InterestSource, customers: pa.Array, as_of: datetime) -> np.ndarray:
