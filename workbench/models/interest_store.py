@@ -96,7 +96,15 @@ def save_model(model: InterestModel, folder: Path) -> Path:
             **{k: pa.array(prof.values[k]) for k in feat.RAW_COLUMNS},
         }
     )
-    pq.write_table(table, out / "profile.parquet", row_group_size=PROFILE_ROW_GROUP)
+    # dictionaries for the integer keys only: the float columns hardly repeat, and building
+    # (then abandoning) their dictionaries was half the write (the 1M shop's product profile,
+    # 63M entries: 12.3 -> 5.7 s, 781 -> 693 MB)
+    pq.write_table(
+        table,
+        out / "profile.parquet",
+        row_group_size=PROFILE_ROW_GROUP,
+        use_dictionary=["row", "target_idx"],
+    )
     ii = snap.itemitem
     sw = ii.sparse_weights_.tocsc()
     np.savez(
