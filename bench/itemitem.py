@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -34,18 +34,21 @@ from workbench.models.interest_itemitem import ItemItem
 BLOCK_CELLS = 20_000_000
 
 
-def _co_buyers(
-    X: sparse.csc_matrix, tail: np.ndarray
-) -> Iterator[tuple[np.ndarray, sparse.spmatrix]]:
-    """Blocks of tail targets and their co-buyer counts with every target (``X'X[:, block]``)."""
+def _blocked(
+    X: sparse.csc_matrix,
+    tail: np.ndarray,
+    select: Callable[[np.ndarray, sparse.spmatrix], tuple[np.ndarray, ...]],
+) -> sparse.csc_matrix:
+    """The replaced versions' frame: co-buyer counts ``X'X[:, block]`` per block of tail
+    targets, each block's neighbours picked by ``select(block, counts)`` as (rows, cols,
+    weights)."""
     Xt = X.T.tocsr()
-    block = max(1, BLOCK_CELLS // max(X.shape[1], 1))
-    for start in range(0, len(tail), block):
-        cols_b = tail[start : start + block]
-        yield cols_b, Xt @ X[:, cols_b]
-
-
-def _weights(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> sparse.csc_matrix:
+    n = X.shape[1]
+    block = max(1, BLOCK_CELLS // max(n, 1))
+    parts = [
+        select(tail[start : start + block], Xt @ X[:, tail[start : start + block]])
+        for start in range(0, len(tail), block)
+    ]
     rows, cols, vals = (np.concatenate(p) for p in zip(*parts, strict=True))
     return sparse.csc_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
 
@@ -53,11 +56,11 @@ def _weights(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> 
 def dense_cosine(
     ii: ItemItem, X: sparse.csc_matrix, buyers: np.ndarray, tail: np.ndarray
 ) -> sparse.csc_matrix:
-    """The first implementation: a dense similarity slice per block of tail targets."""
+    """The first implementation: a dense similarity slice per block, then ``argpartition``."""
     norm = np.sqrt(np.maximum(buyers, 1)).astype(np.float64)
     k = ii.neighbours
-    parts = []
-    for cols_b, co_b in _co_buyers(X, tail):
+
+    def select(cols_b: np.ndarray, co_b: sparse.spmatrix) -> tuple[np.ndarray, ...]:
         co = co_b.toarray()
         co[cols_b, np.arange(len(cols_b))] = 0.0
         sim = co / (norm[:, None] * norm[cols_b][None, :] + ii.shrink)
@@ -65,8 +68,9 @@ def dense_cosine(
         val = np.take_along_axis(sim, top, axis=0)
         keep = val > 0
         cols = np.broadcast_to(cols_b[None, :], top.shape)[keep]
-        parts.append((top[keep], cols, val[keep].astype(np.float32)))
-    return _weights(parts, X.shape[1])
+        return top[keep], cols, val[keep].astype(np.float32)
+
+    return _blocked(X, tail, select)
 
 
 def sparse_block_cosine(
@@ -75,8 +79,8 @@ def sparse_block_cosine(
     """The second: sparse co-buyer counts per block of tail targets, then ``lexsort``."""
     norm = np.sqrt(np.maximum(buyers, 1)).astype(np.float64)
     k = ii.neighbours
-    parts = []
-    for cols_b, co_b in _co_buyers(X, tail):
+
+    def select(cols_b: np.ndarray, co_b: sparse.spmatrix) -> tuple[np.ndarray, ...]:
         co = co_b.tocoo()
         r, c, v = co.row, co.col, co.data.astype(np.float64)
         off = r != cols_b[c]
@@ -87,8 +91,9 @@ def sparse_block_cosine(
         first = np.searchsorted(c, np.arange(len(cols_b)))
         rank = np.arange(len(c)) - first[c]
         keep = (rank < k) & (sim > 0)
-        parts.append((r[keep].astype(np.int64), cols_b[c[keep]], sim[keep].astype(np.float32)))
-    return _weights(parts, X.shape[1])
+        return r[keep].astype(np.int64), cols_b[c[keep]], sim[keep].astype(np.float32)
+
+    return _blocked(X, tail, select)
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:

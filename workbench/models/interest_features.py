@@ -161,7 +161,6 @@ class Profile:
         del keys
         values = {}
         for name in RAW_COLUMNS:
-            carriers = [i for i, p in enumerate(parts) if p.get(name) is not None]
             if repeats_within:  # a part repeats a key: sum all repeats at once
                 col = np.concatenate(
                     [
@@ -172,6 +171,7 @@ class Profile:
                 out = np.bincount(inverse, weights=col, minlength=len(uniq))
                 del col
             else:  # each part's keys are distinct: one scatter (or scatter-add) per part
+                carriers = [i for i, p in enumerate(parts) if p.get(name) is not None]
                 out = np.zeros(len(uniq), np.float32 if len(carriers) == 1 else np.float64)
                 for i in carriers:
                     where = inverse[offsets[i] : offsets[i + 1]]

@@ -146,11 +146,18 @@ class ItemItem(BaseEstimator):
 
     def _gram(self, X: sparse.csr_matrix) -> np.ndarray:
         """``X'X`` of the EASE block (co-buyer counts, float32), from the purchase indicators."""
-        where = np.full(X.shape[1], -1, dtype=np.int64)
-        where[self.dense_index_] = np.arange(len(self.dense_index_))
         return _dense_gram(
-            X.indptr.astype(np.int64), X.indices.astype(np.int64), where, len(self.dense_index_)
+            X.indptr.astype(np.int64),
+            X.indices.astype(np.int64),
+            self.dense_position(),
+            len(self.dense_index_),
         )
+
+    def dense_position(self) -> np.ndarray:
+        """Per target, its position in the EASE block (``dense_index_``), -1 outside it."""
+        where = np.full(self.n_targets_, -1, dtype=np.int64)
+        where[self.dense_index_] = np.arange(len(self.dense_index_))
+        return where
 
     def _ease(self, gram: np.ndarray) -> tuple[np.ndarray, float]:
         diag = np.diag(gram).astype(np.float64)
@@ -215,8 +222,7 @@ class ItemItem(BaseEstimator):
             cols = np.arange(self.n_targets_)
         else:
             cols = np.asarray(columns, dtype=np.int64)
-        where = np.full(self.n_targets_, -1, dtype=np.int64)
-        where[self.dense_index_] = np.arange(n_dense)
+        where = self.dense_position()
         pos = where[cols]
         in_dense = pos >= 0
         dense_out = np.zeros((X.shape[0], len(cols)), dtype=np.float32)
@@ -270,8 +276,7 @@ class ItemItem(BaseEstimator):
             the target).
         """
         X = sparse.csr_matrix(X, dtype=np.float32)
-        where = np.full(self.n_targets_, -1, dtype=np.int64)
-        where[self.dense_index_] = np.arange(len(self.dense_index_))
+        where = self.dense_position()
         weights = sparse.csc_matrix(self.sparse_weights_, dtype=np.float32)
         weights.sort_indices()
         return _pair_scores(

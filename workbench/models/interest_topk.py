@@ -121,8 +121,7 @@ class TopK:
         self.dense = len(self.tail) == 0
         # the EASE block (every target when the catalogue fits in it)
         self.head_terms = model.target_terms(self.head)
-        self.head_where = np.full(m, -1, np.int64)
-        self.head_where[self.head] = np.arange(len(self.head))
+        self.head_where = ii.dense_position()
         self.fused = _fusable(model)
         if self.dense:
             return
