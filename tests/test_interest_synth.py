@@ -473,6 +473,27 @@ def test_candidate_top_k_equals_dense_top_k_for_a_large_catalogue(shop):
     full = model.blender_.probability(logit).sum(axis=1, dtype=np.float64)
     assert np.allclose(expected, full, rtol=0.01)
     _fused_equals_numpy(ranker, prof, cust)
+    _tail_equals_numpy(ranker, prof, cust)
+
+
+def _tail_equals_numpy(ranker, prof, cust):
+    """The compiled tail pass gives the array version's top-k, logits and expected sums
+    exactly: the same candidates, float32 logits, summation order and tie order. Run once as
+    fitted and once with the tail's target terms rounded to integers, so many candidates tie."""
+    assert ranker._tail_tables() is not None
+    for coarse in (False, True):
+        if coarse:
+            ranker.tail_terms = np.round(ranker.tail_terms).astype(np.float32)
+        top, vals, expected = ranker.block(prof, cust)
+        ranker._tail_tables = lambda: None
+        try:
+            n_top, n_vals, n_expected = ranker.block(prof, cust)
+        finally:
+            del ranker._tail_tables
+        np.testing.assert_array_equal(vals, n_vals)
+        np.testing.assert_array_equal(top, n_top)
+        np.testing.assert_array_equal(expected, n_expected)
+    assert (vals[:, :-1] == vals[:, 1:]).sum() > 10  # tied candidates, in the same order
 
 
 def _fused_equals_numpy(ranker, prof, cust):
