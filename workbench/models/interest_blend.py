@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import sparse
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from workbench.models.interp import Interpolator
+from workbench.models.logistic import HatDesign, fit_logistic
 
 #: Quantiles the knots of every shape function are placed at (duplicates collapse).
 #: The outer knots sit at the 1st and 99th percentiles: values beyond are clamped, so a few
@@ -44,22 +44,28 @@ def knots_for(x: np.ndarray, quantiles: tuple[float, ...] = KNOT_QUANTILES) -> n
     return np.unique(np.quantile(x, quantiles))
 
 
+def hat_columns(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left knot of each value (clamped to the knot range) and its fraction towards the next.
+
+    A single knot: index 0 and fraction 0 for every value.
+    """
+    x = np.clip(np.asarray(x, dtype=np.float64), knots[0], knots[-1])
+    if len(knots) == 1:
+        return np.zeros(len(x), np.int64), np.zeros(len(x))
+    j = np.clip(np.searchsorted(knots, x, side="right") - 1, 0, len(knots) - 2)
+    return j, (x - knots[j]) / (knots[j + 1] - knots[j])
+
+
 def hat_design(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Piecewise-linear ("hat") basis of ``x``: two ``(row, column, value)`` entries per value.
 
     Values outside the knot range are clamped, so the shape function is flat beyond it.
     """
-    x = np.clip(np.asarray(x, dtype=np.float64), knots[0], knots[-1])
     rows = np.arange(len(x))
+    j, frac = hat_columns(x, knots)
     if len(knots) == 1:
-        return rows, np.zeros(len(x), np.int64), np.ones(len(x))
-    j = np.clip(np.searchsorted(knots, x, side="right") - 1, 0, len(knots) - 2)
-    frac = (x - knots[j]) / (knots[j + 1] - knots[j])
-    return (
-        np.r_[rows, rows],
-        np.r_[j, j + 1],
-        np.r_[1.0 - frac, frac],
-    )
+        return rows, j, np.ones(len(x))
+    return np.r_[rows, rows], np.r_[j, j + 1], np.r_[1.0 - frac, frac]
 
 
 def balanced_weights(y: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
@@ -133,23 +139,20 @@ class Blender(BaseEstimator):
         features: Mapping[str, np.ndarray],
         masks: Mapping[str, np.ndarray | None],
         n: int,
-    ) -> sparse.csr_matrix:
-        rows, cols, vals = [], [], []
-        offset = 0
-        for name in self.features_:
+    ) -> HatDesign:
+        knot = np.full((n, len(self.features_)), -1, np.int16)
+        frac = np.zeros((n, len(self.features_)), np.float64)
+        offsets = [0]
+        for f, name in enumerate(self.features_):
             knots = self.knots_[name]
             mask = masks.get(name)
             x = features[name]
-            r, c, v = hat_design(x if mask is None else x[mask], knots)
-            base = np.arange(n) if mask is None else np.flatnonzero(mask)
-            rows.append(base[r])
-            cols.append(c + offset)
-            vals.append(v)
-            offset += len(knots)
-        return sparse.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n, offset),
-        )
+            j, fr = hat_columns(x if mask is None else x[mask], knots)
+            where = slice(None) if mask is None else np.flatnonzero(mask)
+            knot[where, f] = j
+            frac[where, f] = fr
+            offsets.append(offsets[-1] + len(knots))
+        return HatDesign(knot, frac, np.asarray(offsets))
 
     def fit(
         self,
@@ -192,36 +195,30 @@ class Blender(BaseEstimator):
             self.C_, start = self._choose_C(design, y, balanced, groups)
         else:
             self.C_ = float(self.C)
-        lr = self._logistic(self.C_, start).fit(design, y, sample_weight=balanced)
-        self.intercept_ = float(lr.intercept_[0])
+        coef, self.intercept_ = fit_logistic(
+            design, y, balanced, self.C_, start=start, max_iter=self.max_iter
+        )
         self.coef_ = {}
         offset = 0
         for name in self.features_:
             k = len(self.knots_[name])
-            self.coef_[name] = lr.coef_[0, offset : offset + k].astype(np.float64)
+            self.coef_[name] = coef[offset : offset + k].astype(np.float64)
             offset += k
-        logit = self.intercept_ + design @ lr.coef_[0]
+        logit = design.raw(coef, self.intercept_)
         iso = IsotonicRegression(y_min=MIN_PROBABILITY, y_max=1.0, out_of_bounds="clip")
         iso.fit(logit, y, sample_weight=sample_weight)
         self.iso_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
         self.iso_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
         return self
 
-    def _logistic(self, C: float, start: LogisticRegression | None = None) -> LogisticRegression:
-        """A logistic regression, warm-started from ``start``'s solution when given."""
-        lr = LogisticRegression(C=C, max_iter=self.max_iter, tol=1e-5, warm_start=True)
-        if start is not None:
-            lr.coef_, lr.intercept_ = start.coef_.copy(), start.intercept_.copy()
-        return lr
-
     def _choose_C(
         self,
-        design: sparse.csr_matrix,
+        design: HatDesign,
         y: np.ndarray,
         weight: np.ndarray,
         groups: np.ndarray | None,
-    ) -> tuple[float, LogisticRegression | None]:
-        """The ``C`` with the lowest held-out log loss, and its fitted model (a warm start)."""
+    ) -> tuple[float, tuple[np.ndarray, float] | None]:
+        """The ``C`` with the lowest held-out log loss, and its solution (a warm start)."""
         rng = np.random.default_rng(self.random_state)
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
         uniq = np.unique(groups)
@@ -229,18 +226,19 @@ class Blender(BaseEstimator):
         val = np.isin(groups, uniq[held])
         if not (y[val].any() and y[~val].any()):
             return self.C_grid[len(self.C_grid) // 2], None
-        best, best_loss, best_lr = self.C_grid[0], np.inf, None
-        lr = None
+        train, held_rows = np.flatnonzero(~val), np.flatnonzero(val)
+        best, best_loss, best_fit = self.C_grid[0], np.inf, None
+        fit = None
         # strongest penalty first, each fit starting from the previous solution
         for C in sorted(self.C_grid):
-            lr = self._logistic(C, lr).fit(design[~val], y[~val], sample_weight=weight[~val])
-            p = np.clip(lr.predict_proba(design[val])[:, 1], 1e-12, 1 - 1e-12)
+            fit = fit_logistic(design, y, weight, C, rows=train, start=fit, max_iter=self.max_iter)
+            p = np.clip(expit(design.raw(*fit, held_rows)), 1e-12, 1 - 1e-12)
             yv = y[val]
             loss = -np.average(yv * np.log(p) + (1 - yv) * np.log(1 - p), weights=weight[val])
             self.validation_[C] = float(loss)
             if loss < best_loss:
-                best, best_loss, best_lr = C, loss, lr
-        return float(best), best_lr
+                best, best_loss, best_fit = C, loss, fit
+        return float(best), best_fit
 
     def _interpolator(self, key: str, xp: np.ndarray, fp: np.ndarray) -> Interpolator:
         """The cached :class:`Interpolator` of ``(xp, fp)`` (rebuilt when they are new arrays)."""
