@@ -467,6 +467,8 @@ def test_candidate_top_k_equals_dense_top_k_for_a_large_catalogue(shop):
     cust = {k: v[:500] for k, v in snap.customer.items()}
     top, vals, expected = ranker.block(prof, cust)
     logit = model.logit_block(prof, cust)
+    cols = np.r_[ranker.head[[3, 17]], ranker.tail[[0, len(ranker.tail) // 2]]]
+    np.testing.assert_array_equal(model.logit_block(prof, cust, cols), logit[:, cols])
     best = np.sort(logit, axis=1)[:, ::-1][:, :10]
     assert np.allclose(vals, best, atol=1e-5)
     assert np.allclose(np.take_along_axis(logit, top, axis=1), vals, atol=1e-5)

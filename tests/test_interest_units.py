@@ -76,6 +76,8 @@ def test_profile_sums_repeats_and_slices_rows():
     assert sub.indptr.tolist() == [0, 2, 3] and sub.indices.tolist() == [0, 3, 1]
     feats = pair_features(prof, 90)
     assert feats["own_share"][1:].tolist() == pytest.approx([2 / 3, 1 / 3])
+    some = pair_features(prof, 90, np.array([2]))  # one entry: the same values
+    assert {k: v.tolist() for k, v in some.items()} == {k: v[2:].tolist() for k, v in feats.items()}
     # consume=True (how build_snapshot calls it): the same profile, the inputs released
     same = Profile.from_entries(3, 4, parts, consume=True)
     assert same.indptr.tolist() == prof.indptr.tolist()

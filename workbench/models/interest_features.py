@@ -287,7 +287,9 @@ def erlang2_due(last_age: np.ndarray, interval: np.ndarray, horizon: float) -> n
     return (1.0 - np.exp(log_ratio)).astype(np.float32)
 
 
-def pair_features(profile: Profile, horizon_days: float) -> dict[str, np.ndarray]:
+def pair_features(
+    profile: Profile, horizon_days: float, entries: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Features of every profile entry (float32 arrays aligned with ``profile.indices``).
 
     ``bought`` (0/1); ``own_*`` log1p of decayed purchase occasions; ``occasions`` log1p of
@@ -295,18 +297,24 @@ def pair_features(profile: Profile, horizon_days: float) -> dict[str, np.ndarray
     targets only browsed); ``cadence_due`` the Erlang-2 chance the next repeat is due within
     the horizon (0 with fewer than two occasions); ``own_share`` the share of the customer's
     long-decayed occasions at this level that fall on the target; ``browse_*`` log1p of the
-    decayed browsing signal.
+    decayed browsing signal. With ``entries`` (sorted entry positions), the features of those
+    entries only (the same values; ``own_share`` still divides by the whole row's total).
     """
     v = profile.values
-    bought = v["own_long"] > 0
-    days = v["days"]
-    interval = np.where(days > 1, (v["first_age"] - v["last_age"]) / np.maximum(days - 1, 1), 0)
-    due = np.where(days > 1, erlang2_due(v["last_age"], interval, horizon_days), 0.0)
     total = np.add.reduceat(
         np.r_[v["own_long"], 0.0].astype(np.float64), np.minimum(profile.indptr[:-1], profile.nnz)
     )
     total = np.where(np.diff(profile.indptr) > 0, total, 0.0)
-    per_entry = np.repeat(total, np.diff(profile.indptr))
+    if entries is None:
+        per_entry = np.repeat(total, np.diff(profile.indptr))
+    else:
+        entries = np.asarray(entries, dtype=np.int64)
+        per_entry = total[np.searchsorted(profile.indptr, entries, side="right") - 1]
+        v = {k: x[entries] for k, x in v.items()}
+    bought = v["own_long"] > 0
+    days = v["days"]
+    interval = np.where(days > 1, (v["first_age"] - v["last_age"]) / np.maximum(days - 1, 1), 0)
+    due = np.where(days > 1, erlang2_due(v["last_age"], interval, horizon_days), 0.0)
     share = np.where(per_entry > 0, v["own_long"] / np.maximum(per_entry, 1e-12), 0.0)
     recency = np.where(bought, np.log1p(v["last_age"]), np.log1p(10_000.0))
     out = {

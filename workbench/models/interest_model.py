@@ -307,12 +307,12 @@ class InterestModel(BaseEstimator):
         logit += self.target_terms(cols)[None, :]
         logit += self.customer_terms(customer)[:, None]
         if profile.nnz:
-            contrib = self.pair_terms(profile)
             where = np.full(m, -1, np.int64)
             where[cols] = np.arange(len(cols))
             pos = where[profile.indices]
-            ok = pos >= 0
-            logit[profile.rows()[ok], pos[ok]] += contrib[ok]
+            entries = np.flatnonzero(pos >= 0)  # the pair terms of the scored columns only
+            contrib = self.pair_terms(profile, entries)
+            logit[profile.rows()[entries], pos[entries]] += contrib
         return logit
 
     def target_terms(self, columns: np.ndarray) -> np.ndarray:
@@ -333,11 +333,11 @@ class InterestModel(BaseEstimator):
             out += b.shape(name, cust[name])
         return out
 
-    def pair_terms(self, profile: feat.Profile) -> np.ndarray:
-        """The profile features' contributions, per profile entry (float32)."""
+    def pair_terms(self, profile: feat.Profile, entries: np.ndarray | None = None) -> np.ndarray:
+        """The profile features' contributions, per profile entry (or per one of ``entries``)."""
         b = self.blender_
-        pf = feat.pair_features(profile, self.horizon_days)
-        out = np.zeros(profile.nnz, np.float32)
+        pf = feat.pair_features(profile, self.horizon_days, entries)
+        out = np.zeros(profile.nnz if entries is None else len(entries), np.float32)
         for name in feat.PAIR_FEATURES:
             out += b.shape(name, pf[name])
         return out
