@@ -250,6 +250,41 @@ def test_levels_share_the_level_independent_aggregates_and_fit_the_same_models(s
     assert sum(info["stage_seconds"].values()) <= info["fit_seconds"] + 0.5
 
 
+@pytest.mark.parametrize("level", ["product", "keyword", "category"])
+def test_two_step_browsing_equals_the_one_step_aggregate(shop, level):
+    """BrowseBase (customer x product and x query sums, then per-level sparse products) gives
+    event_pairs' sums, keyed and not, for the whole shop and for a row selection."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest import prepare_level
+    from workbench.models.interest_browse import BrowseBase
+    from workbench.models.interest_catalog import read_products
+    from workbench.models.interest_features import BROWSE_HALF_LIVES
+
+    source = idata.InterestSource.from_run_dir(engine.connect("duckdb"), shop["run"])
+    as_of = idata.instant((shop["end"] - timedelta(days=HORIZON)).date())
+    customers = idata.customer_ids(source, as_of)
+    catalog, query_map = prepare_level(
+        source, read_products(source.products, source.sales), level, as_of
+    )
+    assert query_map is not None and len(query_map)
+    cols = ["target_idx", *BROWSE_HALF_LIVES]
+    for src in (source, source.keyed(customers)):
+        for rows in (None, np.arange(0, len(customers), 7)):
+            events = src.events if rows is None else idata.of_rows(src.events, customers, rows)
+            one = idata.event_pairs(
+                events, catalog.product_map, query_map, as_of, BROWSE_HALF_LIVES
+            )
+            want = pd.DataFrame(idata.to_arrays(one, customers, cols, float_dtype=np.float64))
+            base = BrowseBase.compute(events, customers, as_of, BROWSE_HALF_LIVES)
+            parts = base.parts(catalog.product_map, query_map, catalog.size, np.float64)
+            assert len(parts) == 2  # product events, searches
+            got = pd.concat([pd.DataFrame(p) for p in parts]).groupby(["row", "target_idx"]).sum()
+            want = want.set_index(["row", "target_idx"]).sort_index()
+            assert len(got) == len(want) > 1000
+            pd.testing.assert_frame_equal(got, want, rtol=1e-12, check_dtype=False)
+
+
 def test_keyed_aggregates_equal_the_id_keyed_ones(shop):
     """Grouping by the customer's integer row (``source.keyed``) changes no profile entry."""
     from workbench import engine

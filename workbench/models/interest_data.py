@@ -372,6 +372,92 @@ def event_pairs(
     )
 
 
+def _product_events(
+    events: ibis.Table, as_of: datetime, weights: Mapping[str, float]
+) -> tuple[ibis.Table, ibis.Value]:
+    """Product events (view, click, cart) up to ``as_of``, and each one's type weight."""
+    ev = events.filter(
+        events.occurred_at <= _lit(as_of),
+        events.event_type.isin([t for t in weights if t != "search"]),
+        events.product_id.notnull(),
+    )
+    type_w = ev.event_type.cases(*[(t, w) for t, w in weights.items() if t != "search"], else_=0.0)
+    return ev, type_w.cast("float64")
+
+
+def browsed_products(
+    events: ibis.Table, as_of: datetime, weights: Mapping[str, float] | None = None
+) -> pa.Array:
+    """Distinct product ids of the product events up to ``as_of`` (sorted strings)."""
+    ev, _ = _product_events(events, as_of, dict(EVENT_WEIGHTS if weights is None else weights))
+    ids = ev.select(product_id=ev.product_id.cast("string")).distinct().to_pyarrow().column(0)
+    ids = ids.combine_chunks()
+    return pc.take(ids, pc.sort_indices(ids))
+
+
+def product_browse(
+    events: ibis.Table,
+    products: pa.Array,
+    as_of: datetime,
+    half_lives: Mapping[str, float],
+    weights: Mapping[str, float] | None = None,
+) -> ibis.Table:
+    """Per customer x product browsing up to ``as_of`` (level-independent).
+
+    Returns
+    -------
+    ibis.Table
+        ``customer_id`` (or the keyed row), ``pidx`` (position in ``products``) and one sum
+        of type weight x decay per half-life key: summed over a level's product map, this is
+        the product-event part of :func:`event_pairs`.
+    """
+    weights = dict(EVENT_WEIGHTS if weights is None else weights)
+    key = _key(events)
+    ev, type_w = _product_events(events, as_of, weights)
+    vocab = ibis.memtable(
+        pa.table(
+            {
+                "product_id": pa.array(products, pa.string()),
+                "pidx": pa.array(np.arange(len(products), dtype=np.int32)),
+            }
+        )
+    )
+    rows = ev.join(vocab, "product_id").select(
+        key, "pidx", w=type_w, age=_age_days(ev.occurred_at, as_of)
+    )
+    return rows.group_by(key, "pidx").aggregate(
+        **{name: (rows.w * _decay(rows.age, hl)).sum() for name, hl in half_lives.items()}
+    )
+
+
+def query_browse(
+    events: ibis.Table, queries: Sequence[str], as_of: datetime, half_lives: Mapping[str, float]
+) -> ibis.Table:
+    """Per customer x normalised search query, the decayed count of searches up to ``as_of``.
+
+    Returns
+    -------
+    ibis.Table
+        ``customer_id`` (or the keyed row), ``qidx`` (position in ``queries``) and one decayed
+        count per half-life key: times a level's query match weights and the search weight,
+        this is the search part of :func:`event_pairs`.
+    """
+    key = _key(events)
+    se = _searches(events, as_of)
+    vocab = ibis.memtable(
+        pa.table(
+            {
+                "q": pa.array(list(queries), pa.string()),
+                "qidx": pa.array(np.arange(len(queries), dtype=np.int32)),
+            }
+        )
+    )
+    rows = se.join(vocab, "q").select(key, "qidx", age=_age_days(se.occurred_at, as_of))
+    return rows.group_by(key, "qidx").aggregate(
+        **{name: _decay(rows.age, hl).sum() for name, hl in half_lives.items()}
+    )
+
+
 def customer_activity(
     source: InterestSource, as_of: datetime, half_life: float
 ) -> dict[str, ibis.Table]:
@@ -421,11 +507,14 @@ def to_arrays(
     columns: Sequence[str],
     *,
     batch_rows: int = 1_000_000,
+    ints: Sequence[str] = ("target_idx",),
+    float_dtype: type = np.float32,
 ) -> dict[str, np.ndarray]:
     """Pull an aggregate into numpy, with ``customer_id`` mapped to its position in ``customers``.
 
-    Rows whose customer is not in ``customers`` are dropped. Float columns become float32,
-    ``target_idx`` int32; the customer position is returned under ``"row"`` (int32).
+    Rows whose customer is not in ``customers`` are dropped. The ``ints`` columns become
+    int32, the others ``float_dtype`` (float32); the customer position is returned under
+    ``"row"`` (int32).
 
     Parameters
     ----------
@@ -437,6 +526,10 @@ def to_arrays(
         Columns to return besides the row.
     batch_rows : int
         Rows per Arrow batch (bounds the transient memory).
+    ints : sequence of str
+        Columns returned as int32 (the others are floats).
+    float_dtype : numpy dtype
+        Type of the float columns.
     """
     parts: dict[str, list[np.ndarray]] = {c: [] for c in ["row", *columns]}
     key = _key(table)
@@ -452,13 +545,13 @@ def to_arrays(
         parts["row"].append(pos.to_numpy(zero_copy_only=False).astype(np.int32))
         for c in columns:
             arr = batch.column(c).to_numpy(zero_copy_only=False)
-            dtype = np.int32 if c == "target_idx" else np.float32
+            dtype = np.int32 if c in ints else float_dtype
             parts[c].append(np.nan_to_num(arr.astype(np.float64)).astype(dtype))
     return {
         c: (
             np.concatenate(v)
             if v
-            else np.zeros(0, np.int32 if c in ("row", "target_idx") else np.float32)
+            else np.zeros(0, np.int32 if c == "row" or c in ints else float_dtype)
         )
         for c, v in parts.items()
     }

@@ -26,6 +26,7 @@ import pyarrow as pa
 from scipy import sparse
 
 from workbench.models import interest_data as idata
+from workbench.models.interest_browse import BrowseBase
 from workbench.models.interest_catalog import TargetCatalog
 from workbench.models.interest_itemitem import ItemItem
 
@@ -401,10 +402,13 @@ def build_snapshot(
         sampled customers only, so it aggregates just theirs (at 1M customers, about 1/50th
         of the events).
     shared : Shared, optional
-        Level-independent aggregates of the fit (the customer vectors), reused from there
-        when another level computed them for the same instant and rows.
+        Level-independent aggregates of the fit (the customer vectors and the customer x
+        product / query browsing sums, :class:`~workbench.models.interest_browse.BrowseBase`),
+        reused from there when another level computed them for the same instant and rows.
     """
     n, m = len(customers), catalog.size
+    shared = idata.Shared() if shared is None else shared
+    rows_key = idata.Shared.rows_key(browse_rows)
     purchases = idata.purchase_pairs(source.sales, catalog.product_map, as_of, PURCHASE_HALF_LIVES)
     parts = [
         idata.to_arrays(
@@ -417,11 +421,13 @@ def build_snapshot(
     if events is not None and browse_rows is not None:
         events = idata.of_rows(events, customers, browse_rows)
         source = replace(source, events=events)
-    if events is not None:
-        browse = idata.event_pairs(
-            events, catalog.product_map, query_map, as_of, BROWSE_HALF_LIVES, event_weights
+    if events is not None:  # customer x product / query sums, shared by the levels
+        weights = tuple(sorted((event_weights or idata.EVENT_WEIGHTS).items()))
+        base = shared.get(
+            ("browse", as_of, rows_key, weights),
+            lambda: BrowseBase.compute(events, customers, as_of, BROWSE_HALF_LIVES, dict(weights)),
         )
-        parts.append(idata.to_arrays(browse, customers, ["target_idx", *BROWSE_HALF_LIVES]))
+        parts += base.parts(catalog.product_map, query_map, m)
     for p in parts:  # only customers known at as_of (guards against id collisions)
         keep = known[p["row"]]
         if not keep.all():
@@ -430,8 +436,7 @@ def build_snapshot(
     profile = Profile.from_entries(n, m, parts, consume=True)
     del parts
     log.info("%s profile as of %s: %d entries", catalog.level, as_of.date(), profile.nnz)
-    shared = idata.Shared() if shared is None else shared
-    key = ("customer_vectors", as_of, idata.Shared.rows_key(browse_rows))
+    key = ("customer_vectors", as_of, rows_key)
     cust = dict(shared.get(key, lambda: _customer_vectors(source, customers, as_of)))
     n_known = max(int(known.sum()), 1)
     mid = np.bincount(profile.indices, weights=profile.values["own_mid"], minlength=m)
