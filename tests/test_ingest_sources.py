@@ -229,3 +229,29 @@ def test_cdnow_sample(project_root, tmp_path):
     assert orders["facts"]["customers"] == 2_357
     got = pd.read_parquet(tmp_path / "data" / "orders.parquet")
     assert round(got.revenue.map(float).sum(), 2) == orders["facts"]["net_revenue"]
+
+
+def test_staged_rows_keep_raw_text_only_where_it_is_read():
+    """Bad rows keep every raw value (the quarantine shows them); good rows keep only the raw
+    text of an optional value that did not parse (the 'nulled' counts); the rest is blanked."""
+    import ibis
+
+    from workbench.ingest import normalise as nz
+    from workbench.ingest.pipeline import _raw_where_needed
+
+    raw_id, raw_d = f"{nz.RAW_PREFIX}customer_id", f"{nz.RAW_PREFIX}discount"
+    table = ibis.memtable(
+        pd.DataFrame(
+            {
+                "customer_id": ["a", None, "c"],
+                "discount": [1.0, 2.0, None],
+                raw_id: ["a", " ", "c"],
+                raw_d: ["1", "2", "x"],
+                nz.REASON: [None, "missing_customer_id", None],
+            }
+        )
+    )
+    out = _raw_where_needed(table, {"discount": raw_d}).to_pyarrow()
+    assert out[raw_id].to_pylist() == [None, " ", None]
+    assert out[raw_d].to_pylist() == [None, "2", "x"]
+    assert out["customer_id"].to_pylist() == ["a", None, "c"]

@@ -109,6 +109,23 @@ def check_parse_failures(
             )
 
 
+def _raw_where_needed(table: ibis.Table, parsed_optional: dict[str, str]) -> ibis.Table:
+    """The staged rows with their raw values only where something reads them.
+
+    The quarantine keeps a bad row's raw values, and :func:`_nulled_counts` looks for optional
+    values that were given but did not parse; a good row's raw text is never read again. At 1M
+    customers (53M events, 11M order lines) writing it was a third of the ingest step.
+    """
+    bad = table[nz.REASON].notnull()
+    optional = {raw: col for col, raw in parsed_optional.items()}
+    blank = {}
+    for c in table.columns:
+        if c.startswith(nz.RAW_PREFIX):
+            keep = bad | table[optional[c]].isnull() if c in optional else bad
+            blank[c] = ibis.ifelse(keep, table[c], ibis.null(table[c].type()))
+    return table.mutate(**blank) if blank else table
+
+
 def _nulled_counts(staged: ibis.Table, parsed_optional: dict[str, str]) -> dict[str, int]:
     if not parsed_optional:
         return {}
@@ -227,7 +244,9 @@ class Ingestor:
                     staged_expr, finish=lambda t: nz.mark_repeats(first(t), previous, keys)
                 )
         stage_path = engine.write_parquet(
-            staged_expr.table, self.work / f"{name}.stage.parquet", scratch=True
+            _raw_where_needed(staged_expr.table, staged_expr.parsed_optional),
+            self.work / f"{name}.stage.parquet",
+            scratch=True,
         )
         staged = engine.read_parquet(self.con, stage_path)
         counts = reason_counts(staged)
