@@ -406,6 +406,55 @@ def test_top_k_in_parts_and_worker_processes_equals_one_pass(fitted, tmp_path, m
     assert not (run / ".interest.parquet.parts").exists()
 
 
+def test_top_k_scored_alongside_the_fits_equals_the_table_scored_after(
+    fitted, tmp_path, monkeypatch
+):
+    """fit_interest hands each saved level's parts to a worker while it fits the next level;
+    the table and expected purchases are those of scoring after the fits, in one pass."""
+    from workbench.models import interest_parts
+    from workbench.models import interest_store as store
+
+    run = tmp_path / "run"
+    shutil.copytree(fitted["run"] / "data", run / "data")
+    monkeypatch.setattr(interest_parts, "MIN_PARALLEL_ROWS", 0)
+    monkeypatch.setattr(interest_parts, "PART_ROWS", 700)
+    params = load_params(
+        fitted["src"] / "params.yaml",
+        [f"interest.levels=[{','.join(LEVELS)}]", "interest.scoring_workers=2"],
+    )
+    added = []
+    real_add = interest_parts.BackgroundParts.add
+    monkeypatch.setattr(
+        interest_parts.BackgroundParts,
+        "add",
+        lambda self, parts: (added.append([p.level for p in parts]), real_add(self, parts))[1],
+    )
+    summary = fit_interest(params, run, progress=False)
+    assert [set(a) for a in added] == [{lvl} for lvl in LEVELS]  # one level at a time
+    assert _untimed(summary) == _untimed(fitted["summary"])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(run / "interest.parquet"),
+        pd.read_parquet(fitted["run"] / "interest.parquet"),
+    )
+    for lvl in LEVELS:
+        np.testing.assert_array_equal(
+            np.load(run / store.MODEL_DIR / lvl / store.EXPECTED),
+            np.load(fitted["run"] / store.MODEL_DIR / lvl / store.EXPECTED),
+        )
+    assert not (run / ".interest.parquet.parts").exists()
+    assert not (run / ".interest_model.partial").exists()
+
+
+def test_a_failed_background_part_is_raised_and_stops_the_workers(tmp_path):
+    from workbench.models import interest_parts
+
+    bg = interest_parts.BackgroundParts(tmp_path / "missing", 5, 10_000, tmp_path / "s", 2)
+    bg.add(interest_parts.plan(["brand"], 10, 5))
+    with pytest.raises(FileNotFoundError):
+        bg.finish()
+    assert not bg._thread.is_alive()
+
+
 def test_unknown_target_and_level_are_clear_errors(fitted):
     with pytest.raises(WorkbenchError) as err:
         score_target(fitted["run"], "brand", "Brightlin")

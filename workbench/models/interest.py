@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT = "interest.parquet"
+#: Largest dense customers x targets block scored at once in the top-k table.
+BLOCK_CELLS = 20_000_000
 OUTPUT_SCHEMA = interest_parts.OUTPUT_SCHEMA
 
 
@@ -197,6 +199,10 @@ def fit_interest(
         model_params=model_params,
         progress=progress,
     )
+    scratch = run_dir / f".{OUTPUT}.parts"
+    shutil.rmtree(scratch, ignore_errors=True)
+    k = params.interest.top_k
+    background = _background_scoring(con, partial, k, scratch, params, len(customers), levels)
     try:
         for level, model in fits:  # saved once fitted: one level's model in memory at a time
             if not (partial / "customers.parquet").exists():
@@ -209,24 +215,64 @@ def fit_interest(
                 **model.fit_info_,
             }
             del model
+            if background is not None:  # its top-k is scored while the next level is fitted
+                background.add(interest_parts.plan([level], len(customers)))
+        started = time.perf_counter()
+        if background is not None:
+            pids = background.finish(progress)
+            log.info("top-%d parts scored alongside the fits in processes %s", k, pids)
     except BaseException:
+        if background is not None:
+            background.close()
         shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
         raise
     if folder.exists():
         shutil.rmtree(folder)
     if partial.exists():
         partial.rename(folder)
-    started = time.perf_counter()
-    top_k_table(
-        run_dir,
-        top_k=params.interest.top_k,
-        rebuild=True,
-        progress=progress,
-        con=con,
-        workers=params.interest.scoring_workers,
-    )
+    if background is not None:
+        interest_parts.stitch(
+            folder, store.levels_in(folder), background.parts, scratch, run_dir / OUTPUT
+        )
+    else:
+        top_k_table(
+            run_dir,
+            top_k=k,
+            rebuild=True,
+            progress=progress,
+            con=con,
+            workers=params.interest.scoring_workers,
+        )
+    # the top-k time after the last fit (with background scoring, most of it overlapped them)
     summary["top_k_seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _background_scoring(
+    con: BaseBackend,
+    folder: Path,
+    k: int,
+    scratch: Path,
+    params: Params,
+    n_customers: int,
+    levels: Sequence[str],
+) -> interest_parts.BackgroundParts | None:
+    """Worker processes that score each level's top-k while the next is fitted, or None.
+
+    Used on DuckDB when the table is large enough for worker processes (as
+    :func:`interest_parts.score_parts` decides) and there are at least two: one scores
+    alongside the fits, all of them once the fits are done. On Spark the executors score the
+    table after the fits (:func:`top_k_table`).
+    """
+    if con.name == "pyspark":
+        return None
+    workers = params.interest.scoring_workers or interest_parts.default_workers()
+    if workers < 2 or n_customers * len(levels) < interest_parts.MIN_PARALLEL_ROWS:
+        return None
+    return interest_parts.BackgroundParts(
+        folder, k, BLOCK_CELLS, scratch, workers, lanes_during=workers - 1
+    )
 
 
 def _folder(run_dir: Path) -> Path:
@@ -245,7 +291,7 @@ def top_k_table(
     top_k: int | None = None,
     *,
     rebuild: bool = False,
-    block_cells: int = 20_000_000,
+    block_cells: int = BLOCK_CELLS,
     progress: bool = False,
     con: BaseBackend | None = None,
     workers: int | None = None,

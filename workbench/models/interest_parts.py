@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
@@ -226,6 +228,120 @@ def score_parts(
             bar.update()
     bar.close()
     return {"where": "processes", "pids": sorted(pids)}
+
+
+class BackgroundParts:
+    """Top-k parts scored in worker processes while the caller goes on (fits the next level).
+
+    :func:`workbench.models.interest.fit_interest` adds each level's parts as soon as the level
+    is saved. While the fits run (one core's worth of numpy, DuckDB's threads in bursts) at
+    most ``lanes_during`` parts are scored at a time; :meth:`finish` raises that to
+    ``workers`` for what is left. A thread in this process hands a waiting part to each lane
+    that frees up. The parts' files are the same as :func:`score_parts` writes.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder the models are saved in (read by the workers).
+    k, block_cells : int
+        Targets per customer; largest dense block scored at once.
+    scratch : Path
+        Folder for the parts' files.
+    workers : int
+        Processes (and parts at a time) once :meth:`finish` is called.
+    lanes_during : int
+        Parts at a time before that.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        k: int,
+        block_cells: int,
+        scratch: Path,
+        workers: int,
+        lanes_during: int = 1,
+    ) -> None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        self._job = partial(
+            _score_one, folder=folder, k=k, block_cells=block_cells, scratch=scratch
+        )
+        self._pool = ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn"))
+        self._workers = max(1, workers)
+        self._limit = max(1, min(lanes_during, self._workers))
+        self._pending: deque[Part] = deque()
+        self._running: dict[Future, Part] = {}
+        self._done: list[tuple[int, int]] = []
+        self._error: BaseException | None = None
+        self._closing = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._feed, name="top-k parts", daemon=True)
+        self._thread.start()
+        self.parts: list[Part] = []
+
+    def add(self, parts: Sequence[Part]) -> None:
+        """Queue parts (scored in the order given, after those queued before)."""
+        with self._cond:
+            self._raise_failure()
+            self.parts.extend(parts)
+            self._pending.extend(parts)
+            self._cond.notify_all()
+
+    def _feed(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending and len(self._running) < self._limit and not self._error:
+                    part = self._pending.popleft()
+                    self._running[self._pool.submit(self._job, part)] = part
+                if self._closing and not self._running and (not self._pending or self._error):
+                    self._cond.notify_all()
+                    return
+                running = list(self._running)
+                if not running:
+                    self._cond.wait(0.5)
+                    continue
+            finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            with self._cond:
+                for f in finished:
+                    self._running.pop(f)
+                    if f.cancelled():
+                        continue
+                    if f.exception() is None:
+                        self._done.append(f.result())
+                    elif self._error is None:
+                        self._error = f.exception()
+                self._cond.notify_all()
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def finish(self, progress: bool = False) -> list[int]:
+        """Score what is left on every worker; returns the pids that scored (raises a failure)."""
+        bar = tqdm(total=len(self.parts), desc="top-k parts", unit="part", disable=not progress)
+        try:
+            with self._cond:
+                self._limit = self._workers
+                self._closing = True
+                self._cond.notify_all()
+                while self._thread.is_alive() and not self._error:
+                    bar.update(len(self._done) - bar.n)
+                    self._cond.wait(0.5)
+            self._thread.join()
+            bar.update(len(self._done) - bar.n)
+            self._raise_failure()
+            return sorted({pid for _, pid in self._done})
+        finally:
+            bar.close()
+            self.close()
+
+    def close(self) -> None:
+        """Stop: parts not started are dropped, the workers end."""
+        with self._cond:
+            self._pending.clear()
+            self._closing = True
+            self._cond.notify_all()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _score_one(
