@@ -285,6 +285,34 @@ def test_two_step_browsing_equals_the_one_step_aggregate(shop, level):
             pd.testing.assert_frame_equal(got, want, rtol=1e-12, check_dtype=False)
 
 
+@pytest.mark.parametrize("level", ["product", "keyword", "category"])
+def test_shared_purchase_days_give_purchase_pairs(shop, level):
+    """PurchaseBase (customer x product x day, then per-level numpy) gives purchase_pairs'
+    occasions, ages and decayed counts, keyed and not."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest import prepare_level
+    from workbench.models.interest_catalog import read_products
+    from workbench.models.interest_features import PURCHASE_HALF_LIVES
+    from workbench.models.interest_purchases import PurchaseBase
+
+    source = idata.InterestSource.from_run_dir(engine.connect("duckdb"), shop["run"])
+    as_of = idata.instant((shop["end"] - timedelta(days=HORIZON)).date())
+    customers = idata.customer_ids(source, as_of)
+    products = read_products(source.products, source.sales)
+    catalog, _ = prepare_level(source, products, level, as_of)
+    cols = ["target_idx", "days", "first_age", "last_age", *PURCHASE_HALF_LIVES]
+    for src in (source, source.keyed(customers)):
+        one = idata.purchase_pairs(src.sales, catalog.product_map, as_of, PURCHASE_HALF_LIVES)
+        want = pd.DataFrame(idata.to_arrays(one, customers, cols))
+        want = want.set_index(["row", "target_idx"]).sort_index()
+        base = PurchaseBase.compute(src.sales, customers, as_of)
+        got = pd.DataFrame(base.parts(catalog.product_map, catalog.size, PURCHASE_HALF_LIVES))
+        got = got.set_index(["row", "target_idx"])
+        assert got.index.is_monotonic_increasing and len(got) == len(want) > 1000
+        pd.testing.assert_frame_equal(got, want, rtol=1e-6)
+
+
 def test_keyed_aggregates_equal_the_id_keyed_ones(shop):
     """Grouping by the customer's integer row (``source.keyed``) changes no profile entry."""
     from workbench import engine

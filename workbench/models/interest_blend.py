@@ -11,7 +11,9 @@ absent entries contribute nothing.
 The logit ranks; probabilities come from an isotonic regression of the outcome on the logit,
 fitted on the same held-out period with the true sample weights (random negatives are
 subsampled). The logistic regression itself is fitted with class-balanced weights: it only has
-to rank, and balancing keeps the rare buyers from vanishing in the averaged loss.
+to rank, and balancing keeps the rare buyers from vanishing in the averaged loss. It is
+scikit-learn's L2-penalised logistic regression, minimised by the same L-BFGS call on a
+compiled objective over a compact hat-basis design (:mod:`workbench.models.logistic`).
 """
 
 from __future__ import annotations

@@ -294,6 +294,44 @@ def purchase_pairs(
     )
 
 
+def purchased_products(sales: ibis.Table, as_of: datetime) -> pa.Array:
+    """Distinct product ids of the sales up to ``as_of`` (sorted strings)."""
+    past = sales.filter(sales.ordered_at <= _lit(as_of))
+    ids = past.select(product_id=past.product_id.cast("string")).distinct().to_pyarrow()
+    ids = ids.column(0).combine_chunks()
+    return pc.take(ids, pc.sort_indices(ids))
+
+
+def purchase_days(sales: ibis.Table, products: pa.Array, as_of: datetime) -> ibis.Table:
+    """Per customer x product x purchase day up to ``as_of``: the age of its latest purchase.
+
+    The level-independent first step of :func:`purchase_pairs`: a target's occasions are the
+    days of its products' rows, and an occasion's age is the least of theirs.
+
+    Returns
+    -------
+    ibis.Table
+        ``customer_id`` (or the keyed row), ``pidx`` (position in ``products``), ``day``
+        (whole days back from ``as_of``) and ``age`` (days, the smallest of the day).
+    """
+    past = sales.filter(sales.ordered_at <= _lit(as_of))
+    key = _key(past)
+    vocab = ibis.memtable(
+        pa.table(
+            {
+                "product_id": pa.array(products, pa.string()),
+                "pidx": pa.array(np.arange(len(products), dtype=np.int32)),
+            }
+        )
+    )
+    lines = past.join(vocab, "product_id").select(
+        key, "pidx", age=_age_days(past.ordered_at, as_of)
+    )
+    return lines.group_by(key, "pidx", day=lines.age.floor().cast("int64")).aggregate(
+        age=lines.age.min()
+    )
+
+
 def search_queries(events: ibis.Table, as_of: datetime) -> list[str]:
     """Distinct normalised search queries up to ``as_of``."""
     ev = _searches(events, as_of)

@@ -29,6 +29,7 @@ from workbench.models import interest_data as idata
 from workbench.models.interest_browse import BrowseBase
 from workbench.models.interest_catalog import TargetCatalog
 from workbench.models.interest_itemitem import ItemItem
+from workbench.models.interest_purchases import PurchaseBase
 
 log = logging.getLogger(__name__)
 
@@ -402,21 +403,20 @@ def build_snapshot(
         sampled customers only, so it aggregates just theirs (at 1M customers, about 1/50th
         of the events).
     shared : Shared, optional
-        Level-independent aggregates of the fit (the customer vectors and the customer x
-        product / query browsing sums, :class:`~workbench.models.interest_browse.BrowseBase`),
+        Level-independent aggregates of the fit (the customer vectors, the customer x product
+        x day occasions, :class:`~workbench.models.interest_purchases.PurchaseBase`, and the
+        customer x product / query browsing sums,
+        :class:`~workbench.models.interest_browse.BrowseBase`),
         reused from there when another level computed them for the same instant and rows.
     """
     n, m = len(customers), catalog.size
     shared = idata.Shared() if shared is None else shared
     rows_key = idata.Shared.rows_key(browse_rows)
-    purchases = idata.purchase_pairs(source.sales, catalog.product_map, as_of, PURCHASE_HALF_LIVES)
-    parts = [
-        idata.to_arrays(
-            purchases,
-            customers,
-            ["target_idx", "days", "first_age", "last_age", *PURCHASE_HALF_LIVES],
-        )
-    ]
+    # customer x product x day occasions, shared by the levels
+    bought = shared.get(
+        ("purchases", as_of), lambda: PurchaseBase.compute(source.sales, customers, as_of)
+    )
+    parts = [bought.parts(catalog.product_map, m, PURCHASE_HALF_LIVES)]
     events = source.events
     if events is not None and browse_rows is not None:
         events = idata.of_rows(events, customers, browse_rows)

@@ -15,6 +15,11 @@ customer against every product would cost ``customers x products`` cells. Instea
 The expected number of targets bought (the sum of the probabilities over *all* targets, used
 for the ``affinity`` column) is exact up to interpolation: the sum over tail targets without a
 candidate entry is a function of the customer terms alone, tabulated once per level.
+
+Both parts run as compiled loops over one customer row at a time (:func:`_fused_rows` for the
+head, :func:`_fused_tail` for the tail candidates), so no rows x targets or rows x candidates
+array is written; :meth:`TopK._tail_numpy` is the array version of the tail, kept as the
+reference the tests compare with (and used when the interpolations cannot be compiled).
 """
 
 from __future__ import annotations
