@@ -231,11 +231,11 @@ def fit_interest(
         shutil.rmtree(folder)
     if partial.exists():
         partial.rename(folder)
-    if background is not None:
+    if background is not None and background.parts:
         interest_parts.stitch(
             folder, store.levels_in(folder), background.parts, scratch, run_dir / OUTPUT
         )
-    else:
+    else:  # on Spark, in this process, or nothing fitted (top_k_table says so)
         top_k_table(
             run_dir,
             top_k=k,
