@@ -113,28 +113,34 @@ class BrowseBase:
         dtype : numpy dtype
             Type of the returned sums (float32 for a profile).
         """
-        pidx = self.products.get_indexer(product_map["product_id"].astype(str))
-        ok = pidx >= 0
-        to_targets = sparse.csr_matrix(
-            (
-                np.ones(int(ok.sum())),
-                (pidx[ok], product_map["target_idx"].to_numpy()[ok]),
-            ),
-            shape=(len(self.products), n_targets),
-        )
+        to_targets = key_targets(self.products, product_map, "product_id", n_targets)
         out = _entries({k: m @ to_targets for k, m in self.by_product.items()}, dtype)
         if query_map is not None and len(query_map) and len(self.queries):
-            qidx = self.queries.get_indexer(query_map["query"].astype(str))
-            ok = qidx >= 0
-            matches = sparse.csr_matrix(
-                (
-                    query_map["weight"].to_numpy(np.float64)[ok] * self.search_weight,
-                    (qidx[ok], query_map["target_idx"].to_numpy()[ok]),
-                ),
-                shape=(len(self.queries), n_targets),
-            )
+            weight = query_map["weight"].to_numpy(np.float64) * self.search_weight
+            matches = key_targets(self.queries, query_map, "query", n_targets, weight)
             out += _entries({k: m @ matches for k, m in self.by_query.items()}, dtype)
         return out
+
+
+def key_targets(
+    index: pd.Index,
+    mapping: pd.DataFrame,
+    key: str,
+    n_targets: int,
+    values: np.ndarray | None = None,
+) -> sparse.csr_matrix:
+    """A ``len(index) x n_targets`` matrix from a key -> target table.
+
+    Each row of ``mapping`` puts its entry of ``values`` (default 1) at its ``key``'s position
+    in ``index`` and its ``target_idx``; keys outside ``index`` are left out, repeated (key,
+    target) rows summed.
+    """
+    pos = index.get_indexer(mapping[key].astype(str))
+    ok = pos >= 0
+    data = np.ones(int(ok.sum())) if values is None else np.asarray(values, np.float64)[ok]
+    return sparse.csr_matrix(
+        (data, (pos[ok], mapping["target_idx"].to_numpy()[ok])), shape=(len(index), n_targets)
+    )
 
 
 def _csr(

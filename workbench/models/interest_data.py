@@ -294,12 +294,28 @@ def purchase_pairs(
     )
 
 
-def purchased_products(sales: ibis.Table, as_of: datetime) -> pa.Array:
-    """Distinct product ids of the sales up to ``as_of`` (sorted strings)."""
-    past = sales.filter(sales.ordered_at <= _lit(as_of))
-    ids = past.select(product_id=past.product_id.cast("string")).distinct().to_pyarrow()
+def _positions(column: str, values: Sequence[str] | pa.Array, position: str) -> ibis.Table:
+    """A memtable of ``values`` (strings, as ``column``) and their positions (int32)."""
+    return ibis.memtable(
+        pa.table(
+            {
+                column: pa.array(values, pa.string()),
+                position: pa.array(np.arange(len(values), dtype=np.int32)),
+            }
+        )
+    )
+
+
+def _sorted_ids(table: ibis.Table) -> pa.Array:
+    """The distinct ``product_id`` values of ``table``, as sorted strings."""
+    ids = table.select(product_id=table.product_id.cast("string")).distinct().to_pyarrow()
     ids = ids.column(0).combine_chunks()
     return pc.take(ids, pc.sort_indices(ids))
+
+
+def purchased_products(sales: ibis.Table, as_of: datetime) -> pa.Array:
+    """Distinct product ids of the sales up to ``as_of`` (sorted strings)."""
+    return _sorted_ids(sales.filter(sales.ordered_at <= _lit(as_of)))
 
 
 def purchase_days(sales: ibis.Table, products: pa.Array, as_of: datetime) -> ibis.Table:
@@ -316,14 +332,7 @@ def purchase_days(sales: ibis.Table, products: pa.Array, as_of: datetime) -> ibi
     """
     past = sales.filter(sales.ordered_at <= _lit(as_of))
     key = _key(past)
-    vocab = ibis.memtable(
-        pa.table(
-            {
-                "product_id": pa.array(products, pa.string()),
-                "pidx": pa.array(np.arange(len(products), dtype=np.int32)),
-            }
-        )
-    )
+    vocab = _positions("product_id", products, "pidx")
     lines = past.join(vocab, "product_id").select(
         key, "pidx", age=_age_days(past.ordered_at, as_of)
     )
@@ -428,9 +437,7 @@ def browsed_products(
 ) -> pa.Array:
     """Distinct product ids of the product events up to ``as_of`` (sorted strings)."""
     ev, _ = _product_events(events, as_of, dict(EVENT_WEIGHTS if weights is None else weights))
-    ids = ev.select(product_id=ev.product_id.cast("string")).distinct().to_pyarrow().column(0)
-    ids = ids.combine_chunks()
-    return pc.take(ids, pc.sort_indices(ids))
+    return _sorted_ids(ev)
 
 
 def product_browse(
@@ -452,14 +459,7 @@ def product_browse(
     weights = dict(EVENT_WEIGHTS if weights is None else weights)
     key = _key(events)
     ev, type_w = _product_events(events, as_of, weights)
-    vocab = ibis.memtable(
-        pa.table(
-            {
-                "product_id": pa.array(products, pa.string()),
-                "pidx": pa.array(np.arange(len(products), dtype=np.int32)),
-            }
-        )
-    )
+    vocab = _positions("product_id", products, "pidx")
     rows = ev.join(vocab, "product_id").select(
         key, "pidx", w=type_w, age=_age_days(ev.occurred_at, as_of)
     )
@@ -482,14 +482,7 @@ def query_browse(
     """
     key = _key(events)
     se = _searches(events, as_of)
-    vocab = ibis.memtable(
-        pa.table(
-            {
-                "q": pa.array(list(queries), pa.string()),
-                "qidx": pa.array(np.arange(len(queries), dtype=np.int32)),
-            }
-        )
-    )
+    vocab = _positions("q", list(queries), "qidx")
     rows = se.join(vocab, "q").select(key, "qidx", age=_age_days(se.occurred_at, as_of))
     return rows.group_by(key, "qidx").aggregate(
         **{name: _decay(rows.age, hl).sum() for name, hl in half_lives.items()}

@@ -25,9 +25,9 @@ import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import sparse
 
 from workbench.models import interest_data as idata
+from workbench.models.interest_browse import key_targets
 
 
 @dataclass
@@ -74,12 +74,8 @@ class PurchaseBase:
         self, product_map: pd.DataFrame, n_targets: int, half_lives: Mapping[str, float]
     ) -> dict[str, np.ndarray]:
         """A level's purchase entries (``purchase_pairs``' columns, a profile part)."""
-        pidx = self.products.get_indexer(product_map["product_id"].astype(str))
-        ok = pidx >= 0
-        to_targets = sparse.csr_matrix(
-            (np.ones(int(ok.sum())), (pidx[ok], product_map["target_idx"].to_numpy()[ok])),
-            shape=(len(self.products), n_targets),
-        )  # repeated (product, target) rows collapse: they change no occasion
+        # repeated (product, target) rows only sum the matrix's values: no occasion changes
+        to_targets = key_targets(self.products, product_map, "product_id", n_targets)
         names = list(half_lives)
         factors = np.array([-math.log(2.0) / half_lives[k] for k in names], np.float64)
         starts = np.flatnonzero(_changes(self.row)) if len(self.row) else np.zeros(0, np.int64)
