@@ -685,3 +685,50 @@ def test_levels_are_fitted_one_at_a_time_and_a_failed_fit_keeps_the_saved_model(
     after = {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*")}
     assert after == before
     assert not (run / ".interest_model.partial").exists()
+
+
+def test_the_last_level_frees_the_shared_aggregates_and_fits_the_same(shop, monkeypatch):
+    """The last level's fit takes each shared aggregate out of :class:`Shared` (so it is freed
+    once read); a level fitted last gives the same model as when fitted before another."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest import iter_fits
+
+    made = []
+
+    class Spy(idata.Shared):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(idata, "Shared", Spy)
+    source = idata.InterestSource.from_run_dir(engine.connect("duckdb"), shop["run"])
+    as_of = idata.instant((shop["end"] - timedelta(days=HORIZON)).date())
+    customers = idata.customer_ids(source, as_of, include_undated=True)
+    fits = iter_fits(source, ["category", "brand"], as_of, HORIZON, customers)
+    level, first = next(fits)
+    assert level == "category" and not made[0].last_use and made[0].values
+    level, _ = next(fits)
+    assert level == "brand" and made[0].last_use and made[0].values == {}
+    (_, alone), *rest = list(iter_fits(source, ["category"], as_of, HORIZON, customers))
+    assert not rest and made[1].values == {}
+    for name in ("indptr", "indices"):
+        np.testing.assert_array_equal(getattr(first.snapshot_.profile, name),
+                                      getattr(alone.snapshot_.profile, name))  # fmt: skip
+    for name, values in first.snapshot_.profile.values.items():
+        np.testing.assert_array_equal(values, alone.snapshot_.profile.values[name])
+    assert first.blender_.intercept_ == alone.blender_.intercept_
+    assert first.blender_.coef_.keys() == alone.blender_.coef_.keys()
+    for name, coef in first.blender_.coef_.items():
+        np.testing.assert_array_equal(coef, alone.blender_.coef_[name])
+    assert first.fit_info_["held_out_log_loss"] == alone.fit_info_["held_out_log_loss"]
+
+
+def test_shared_last_use_hands_a_value_out_once_more():
+    from workbench.models.interest_data import Shared
+
+    shared = Shared()
+    assert shared.get("a", lambda: [1]) is shared.get("a", lambda: [2])
+    shared.last_use = True
+    assert shared.get("a", lambda: [3]) == [1] and "a" not in shared.values
+    assert shared.get("b", lambda: [4]) == [4] and shared.values == {}

@@ -108,7 +108,10 @@ def iter_fits(
     fit_source = source if fit_source is None else fit_source
     products = read_products(source.products, source.sales)
     shared = idata.Shared()  # what every level's fit reads alike, aggregated once
-    for level in levels:
+    for i, level in enumerate(levels):
+        # the last fit frees each shared aggregate once it has read it (at 3M customers the
+        # purchase and browsing bases are several GB, held through its largest snapshot)
+        shared.last_use = i == len(levels) - 1
         catalog, query_map = prepare_level(source, products, level, as_of)
         if catalog.size == 0:
             log.warning("%s level skipped: no target has enough buyers", level)

@@ -190,9 +190,18 @@ class Shared:
     """
 
     values: dict[Hashable, object] = field(default_factory=dict)
+    #: Set before the last level's fit: each value is handed out once more and then dropped
+    #: here, so it is freed as soon as that fit stops using it (each fit reads a key once).
+    last_use: bool = False
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """The value under ``key``, computed by ``compute()`` the first time."""
+        """The value under ``key``, computed by ``compute()`` the first time.
+
+        With :attr:`last_use` the value is no longer kept (computed if it was not).
+        """
+        if self.last_use:
+            value = self.values.pop(key) if key in self.values else compute()
+            return value  # type: ignore[return-value]
         if key not in self.values:
             self.values[key] = compute()
         return self.values[key]  # type: ignore[return-value]

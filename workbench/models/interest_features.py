@@ -428,6 +428,8 @@ def build_snapshot(
             lambda: BrowseBase.compute(events, customers, as_of, BROWSE_HALF_LIVES, dict(weights)),
         )
         parts += base.parts(catalog.product_map, query_map, m)
+        del base
+    del bought  # with Shared.last_use the bases are freed here, before the profile is built
     for p in parts:  # only customers known at as_of (guards against id collisions)
         keep = known[p["row"]]
         if not keep.all():
