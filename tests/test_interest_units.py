@@ -366,3 +366,50 @@ def test_the_top_k_summary_equals_pandas_and_numpy_on_the_same_table(tmp_path):
     assert [a.get_title().split(":")[0] for a in fig.axes] == ["product", "brand"]
     fig = plot_top_targets(got, {"product": {"t001": "Red mug"}})
     assert len(fig.axes) == 2
+
+
+def test_row_sorted_parts_merge_to_the_sorted_keys_profile():
+    """The row-by-row merge (row-sorted int32/float32 parts, how build_snapshot calls it) gives
+    the general path's profile exactly: same entries, same float32 sums (repeats within and
+    across parts, columns some parts lack, empty rows and parts)."""
+    from workbench.models.interest_features import RAW_COLUMNS
+    from workbench.models.interest_merge import mergeable
+
+    rng = np.random.default_rng(7)
+    n, m = 400, 60
+
+    def part(size, names, repeats):
+        row = np.sort(rng.integers(0, n - 20, size)).astype(np.int32)  # the last rows: empty
+        target = rng.integers(0, m, size).astype(np.int32)
+        if not repeats:  # distinct (row, target) keys
+            key = np.unique(row.astype(np.int64) * m + target)
+            row, target = (key // m).astype(np.int32), (key % m).astype(np.int32)
+        values = {k: rng.gamma(0.5, 3.0, len(row)).astype(np.float32) for k in names}
+        return {"row": row, "target_idx": target, **values}
+
+    for repeats in (False, True):
+        parts = [
+            part(3000, RAW_COLUMNS[:6], repeats),
+            part(2500, RAW_COLUMNS[6:], repeats),
+            part(900, RAW_COLUMNS[6:], True),
+            part(0, RAW_COLUMNS[6:], False),
+        ]
+        assert mergeable(parts, n, m)
+        merged = Profile.from_entries(n, m, [dict(p) for p in parts])
+        # the general path: the same parts, int64 rows (not mergeable)
+        wide = [{**p, "row": p["row"].astype(np.int64)} for p in parts]
+        assert not mergeable(wide, n, m)
+        want = Profile.from_entries(n, m, wide)
+        np.testing.assert_array_equal(merged.indptr, want.indptr)
+        np.testing.assert_array_equal(merged.indices, want.indices)
+        assert merged.nnz > 4000
+        for name in RAW_COLUMNS:
+            assert merged.values[name].dtype == np.float32
+            np.testing.assert_array_equal(merged.values[name], want.values[name])
+        consumed = [dict(p) for p in parts]
+        again = Profile.from_entries(n, m, consumed, consume=True)
+        assert consumed == [{}] * 4 and again.nnz == merged.nnz
+    unsorted = part(100, RAW_COLUMNS[:1], True)
+    unsorted["row"] = unsorted["row"][::-1].copy()
+    assert not mergeable([unsorted], n, m) and not mergeable([], n, m)
+    assert not mergeable([{**unsorted, "row": np.sort(unsorted["row"]) + n}], n, m)

@@ -29,6 +29,7 @@ from workbench.models import interest_data as idata
 from workbench.models.interest_browse import BrowseBase
 from workbench.models.interest_catalog import TargetCatalog
 from workbench.models.interest_itemitem import ItemItem
+from workbench.models.interest_merge import merge_sorted_parts, mergeable
 from workbench.models.interest_purchases import PurchaseBase
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,21 @@ class Profile:
         product level's 63M entries: about 1 GB of inputs, on top of 1.5 GB of int64 keys that
         are also dropped once sorted).
 
-        Entries are put in order by one sort of the keys with each entry's position packed
+        Parts sorted by row with int32 rows and targets and float32 values (what
+        :func:`build_snapshot` builds) are merged row by row
+        (:func:`~workbench.models.interest_merge.merge_sorted_parts`: the same profile, sums
+        in the same order, without the entry-sized int64 keys). Otherwise entries are put in
+        order by one sort of the keys with each entry's position packed
         into the low bits (:func:`sorted_positions`; 2.3x faster than ``np.unique`` with its
         inverse on 63M entries). When no part repeats a key (an aggregate's rows never do),
         each value column is placed by one scatter per part instead of a ``bincount`` over all.
         """
+        if mergeable(parts, n_rows, n_targets):  # row-sorted parts: no keys, no sort
+            indptr, indices, values = merge_sorted_parts(n_rows, n_targets, parts, RAW_COLUMNS)
+            if consume:
+                for p in parts:
+                    p.clear()
+            return cls(n_targets, indptr, indices, values)
         take = dict.pop if consume else dict.get
         sizes = [len(p["row"]) for p in parts]
         offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
