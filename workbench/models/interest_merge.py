@@ -6,9 +6,9 @@ general path sorts int64 keys of all entries at once, which at 3M customers hold
 entry-sized int64 arrays besides the inputs (about 9 GB for the product level's 190M entries).
 The parts that :func:`~workbench.models.interest_features.build_snapshot` builds are sorted by
 row, so a merge row by row needs no keys at all: a first pass counts each row's distinct
-targets, a second sums each row's entries into a per-target scratch (float64, in part order
-and then entry order, the order the general path sums in) and writes them in target order as
-float32. Memory beyond inputs and output: a few arrays of ``n_targets``.
+targets, a second pass of the same kernel sums each row's entries into a per-target scratch
+(float64, in part order and then entry order, the order the general path sums in) and writes
+them in target order as float32. Memory beyond inputs and output: a few arrays of ``n_targets``.
 """
 
 from __future__ import annotations
@@ -59,45 +59,39 @@ def merge_sorted_parts(
     """
     rows = List([p["row"] for p in parts])
     targets = List([p["target_idx"] for p in parts])
-    empty = np.zeros(0, np.float32)
+    empty, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int32)
     values = List([p.get(c, empty) for p in parts for c in columns])
-    counts = _count(n_rows, n_targets, rows, targets)
-    indptr = np.cumsum(counts).astype(np.int64)
+    n_cols = len(columns)
+    indptr = np.zeros(n_rows + 1, np.int64)
+    none = List([np.zeros(0, np.float32) for _ in columns])
+    _merge(n_rows, n_targets, n_cols, rows, targets, values, indptr, empty_i, none, False)
+    np.cumsum(indptr, out=indptr)
     nnz = int(indptr[-1])
     indices = np.empty(nnz, np.int32)
     out = List([np.empty(nnz, np.float32) for _ in columns])
-    _fill(n_rows, n_targets, len(columns), indptr, rows, targets, values, indices, out)
+    _merge(n_rows, n_targets, n_cols, rows, targets, values, indptr, indices, out, True)
     return indptr, indices, dict(zip(columns, out, strict=True))
 
 
 @numba.njit(cache=True, nogil=True)
-def _count(n_rows, n_targets, rows, targets):  # pragma: no cover - compiled
-    """Distinct targets per row (``counts[r + 1]``) over all parts."""
-    n_parts = len(rows)
-    at = np.zeros(n_parts, np.int64)
-    mark = np.full(n_targets, -1, np.int64)
-    counts = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        c = 0
-        for p in range(n_parts):
-            row, tg = rows[p], targets[p]
-            i = at[p]
-            while i < len(row) and row[i] == r:
-                t = tg[i]
-                if mark[t] != r:
-                    mark[t] = r
-                    c += 1
-                i += 1
-            at[p] = i
-        counts[r + 1] = c
-    return counts
+def _row_end(row, at, p, r):  # pragma: no cover - compiled
+    """End of part ``p``'s entries of row ``r`` (they start at ``at[p]``); moves ``at[p]`` there."""
+    i = at[p]
+    while i < len(row) and row[i] == r:
+        i += 1
+    at[p] = i
+    return i
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill(
-    n_rows, n_targets, n_cols, indptr, rows, targets, values, indices, out
+def _merge(
+    n_rows, n_targets, n_cols, rows, targets, values, indptr, indices, out, write
 ):  # pragma: no cover - compiled
-    """Each row's sums per target, written in target order."""
+    """Per row, the distinct targets of all parts: counted, or summed and written.
+
+    With ``write`` false the count goes to ``indptr[r + 1]``; with ``write`` true the sums are
+    written in target order from ``indptr[r]`` on.
+    """
     n_parts = len(rows)
     at = np.zeros(n_parts, np.int64)
     slot = np.full(n_targets, -1, np.int64)
@@ -106,24 +100,28 @@ def _fill(
     for r in range(n_rows):
         k = 0
         for p in range(n_parts):
-            row, tg = rows[p], targets[p]
-            i = at[p]
-            while i < len(row) and row[i] == r:
+            tg = targets[p]
+            lo = at[p]
+            for i in range(lo, _row_end(rows[p], at, p, r)):
                 t = tg[i]
                 s = slot[t]
                 if s < 0:
                     s = k
                     slot[t] = k
                     seen[k] = t
-                    for c in range(n_cols):
-                        acc[k, c] = 0.0
                     k += 1
-                for c in range(n_cols):
-                    v = values[p * n_cols + c]
-                    if len(v):
-                        acc[s, c] += v[i]
-                i += 1
-            at[p] = i
+                    if write:
+                        acc[s, :] = 0.0
+                if write:
+                    for c in range(n_cols):
+                        v = values[p * n_cols + c]
+                        if len(v):
+                            acc[s, c] += v[i]
+        if not write:
+            indptr[r + 1] = k
+            for j in range(k):
+                slot[seen[j]] = -1
+            continue
         order = np.argsort(seen[:k])
         base = indptr[r]
         for j in range(k):
