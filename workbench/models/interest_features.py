@@ -156,10 +156,9 @@ class Profile:
         each value column is placed by one scatter per part instead of a ``bincount`` over all.
         """
         if mergeable(parts, n_rows, n_targets):  # row-sorted parts: no keys, no sort
-            indptr, indices, values = merge_sorted_parts(n_rows, n_targets, parts, RAW_COLUMNS)
-            if consume:
-                for p in parts:
-                    p.clear()
+            indptr, indices, values = merge_sorted_parts(
+                n_rows, n_targets, parts, RAW_COLUMNS, consume=consume
+            )
             return cls(n_targets, indptr, indices, values)
         take = dict.pop if consume else dict.get
         sizes = [len(p["row"]) for p in parts]

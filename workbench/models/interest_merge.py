@@ -6,9 +6,10 @@ general path sorts int64 keys of all entries at once, which at 3M customers hold
 entry-sized int64 arrays besides the inputs (about 9 GB for the product level's 190M entries).
 The parts that :func:`~workbench.models.interest_features.build_snapshot` builds are sorted by
 row, so a merge row by row needs no keys at all: a first pass counts each row's distinct
-targets, a second pass of the same kernel sums each row's entries into a per-target scratch
-(float64, in part order and then entry order, the order the general path sums in) and writes
-them in target order as float32. Memory beyond inputs and output: a few arrays of ``n_targets``.
+targets, a second pass of the same kernel writes them in target order and gives each entry its
+position in the result; each value column is then summed there (float64, in part order and
+then entry order, the order the general path sums in) and stored as float32. Memory beyond
+inputs and output: one int64 position per entry and one float64 column at a time.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def merge_sorted_parts(
     n_targets: int,
     parts: Sequence[dict[str, np.ndarray]],
     columns: Sequence[str],
+    *,
+    consume: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """CSR ``indptr``, ``indices`` (int32, sorted per row) and float32 ``columns`` of the sum.
 
@@ -56,21 +59,41 @@ def merge_sorted_parts(
         (a column a part lacks counts as 0); see :func:`mergeable`.
     columns : sequence of str
         Value columns of the result.
+    consume : bool
+        Remove each input array from its part once read (its memory is released as the
+        result is built).
     """
     rows = List([p["row"] for p in parts])
     targets = List([p["target_idx"] for p in parts])
-    empty, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int32)
-    values = List([p.get(c, empty) for p in parts for c in columns])
-    n_cols = len(columns)
+    dests = List([np.empty(len(p["row"]), np.int64) for p in parts])
     indptr = np.zeros(n_rows + 1, np.int64)
-    none = List([np.zeros(0, np.float32) for _ in columns])
-    _merge(n_rows, n_targets, n_cols, rows, targets, values, indptr, empty_i, none, False)
+    empty = np.zeros(0, np.int32)
+    _place(n_rows, n_targets, rows, targets, indptr, empty, dests, False)  # counts per row
     np.cumsum(indptr, out=indptr)
-    nnz = int(indptr[-1])
-    indices = np.empty(nnz, np.int32)
-    out = List([np.empty(nnz, np.float32) for _ in columns])
-    _merge(n_rows, n_targets, n_cols, rows, targets, values, indptr, indices, out, True)
-    return indptr, indices, dict(zip(columns, out, strict=True))
+    indices = np.empty(int(indptr[-1]), np.int32)
+    _place(n_rows, n_targets, rows, targets, indptr, indices, dests, True)
+    del rows, targets
+    if consume:
+        for p in parts:
+            del p["row"], p["target_idx"]
+    distinct = [_distinct(dest) for dest in dests]
+    values = {}
+    for name in columns:
+        carriers = [i for i, p in enumerate(parts) if p.get(name) is not None]
+        if len(carriers) == 1 and distinct[carriers[0]]:  # each entry is its own sum
+            out = np.zeros(len(indices), np.float32)
+            _scatter_set(out, dests[carriers[0]], parts[carriers[0]][name])
+        else:  # summed in float64 in part and entry order, as the general path
+            acc = np.zeros(len(indices), np.float64)
+            for i in carriers:
+                _scatter_add(acc, dests[i], parts[i][name])
+            out = acc.astype(np.float32)
+            del acc
+        values[name] = out
+        if consume:
+            for i in carriers:
+                del parts[i][name]
+    return indptr, indices, values
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,50 +107,73 @@ def _row_end(row, at, p, r):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _merge(
-    n_rows, n_targets, n_cols, rows, targets, values, indptr, indices, out, write
+def _place(
+    n_rows, n_targets, rows, targets, indptr, indices, dests, write
 ):  # pragma: no cover - compiled
-    """Per row, the distinct targets of all parts: counted, or summed and written.
+    """Per row, the distinct targets of all parts: counted, or placed.
 
-    With ``write`` false the count goes to ``indptr[r + 1]``; with ``write`` true the sums are
-    written in target order from ``indptr[r]`` on.
+    With ``write`` false each row's count goes to ``indptr[r + 1]``. With ``write`` true the
+    row's targets are written in order from ``indptr[r]`` on, and each entry's position there
+    goes to ``dests``.
     """
     n_parts = len(rows)
     at = np.zeros(n_parts, np.int64)
+    lo = np.zeros(n_parts, np.int64)
     slot = np.full(n_targets, -1, np.int64)
     seen = np.empty(n_targets, np.int64)
-    acc = np.zeros((n_targets, n_cols), np.float64)
     for r in range(n_rows):
         k = 0
         for p in range(n_parts):
             tg = targets[p]
-            lo = at[p]
-            for i in range(lo, _row_end(rows[p], at, p, r)):
+            lo[p] = at[p]
+            for i in range(lo[p], _row_end(rows[p], at, p, r)):
                 t = tg[i]
-                s = slot[t]
-                if s < 0:
-                    s = k
+                if slot[t] < 0:
                     slot[t] = k
                     seen[k] = t
                     k += 1
-                    if write:
-                        acc[s, :] = 0.0
-                if write:
-                    for c in range(n_cols):
-                        v = values[p * n_cols + c]
-                        if len(v):
-                            acc[s, c] += v[i]
-        if not write:
-            indptr[r + 1] = k
+        if write:
+            row_targets = seen[:k]
+            if k > 32:
+                row_targets.sort()
+            else:  # insertion sort: most rows hold a few dozen targets
+                for j in range(1, k):
+                    t = row_targets[j]
+                    q = j - 1
+                    while q >= 0 and row_targets[q] > t:
+                        row_targets[q + 1] = row_targets[q]
+                        q -= 1
+                    row_targets[q + 1] = t
+            base = indptr[r]
             for j in range(k):
-                slot[seen[j]] = -1
-            continue
-        order = np.argsort(seen[:k])
-        base = indptr[r]
+                indices[base + j] = row_targets[j]
+                slot[row_targets[j]] = base + j
+            for p in range(n_parts):
+                tg, dest = targets[p], dests[p]
+                for i in range(lo[p], at[p]):
+                    dest[i] = slot[tg[i]]
+        else:
+            indptr[r + 1] = k
         for j in range(k):
-            s = order[j]
-            t = seen[s]
-            indices[base + j] = t
-            for c in range(n_cols):
-                out[c][base + j] = np.float32(acc[s, c])
-            slot[t] = -1
+            slot[seen[j]] = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_add(acc, dest, values):  # pragma: no cover - compiled
+    for i in range(len(values)):
+        acc[dest[i]] += values[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_set(out, dest, values):  # pragma: no cover - compiled
+    for i in range(len(values)):
+        out[dest[i]] = values[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _distinct(dest):  # pragma: no cover - compiled
+    """Whether no two entries of a part go to one position (a part's positions increase)."""
+    for i in range(1, len(dest)):
+        if dest[i] <= dest[i - 1]:
+            return False
+    return True
