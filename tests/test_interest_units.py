@@ -413,3 +413,6 @@ def test_row_sorted_parts_merge_to_the_sorted_keys_profile():
     unsorted["row"] = unsorted["row"][::-1].copy()
     assert not mergeable([unsorted], n, m) and not mergeable([], n, m)
     assert not mergeable([{**unsorted, "row": np.sort(unsorted["row"]) + n}], n, m)
+    short = part(100, RAW_COLUMNS[:1], True)
+    short[RAW_COLUMNS[0]] = short[RAW_COLUMNS[0]][:-1]
+    assert not mergeable([short], n, m)  # a value column shorter than its rows

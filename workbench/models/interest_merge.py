@@ -31,7 +31,8 @@ def mergeable(parts: Sequence[dict[str, np.ndarray]], n_rows: int, n_targets: in
         row, target = p["row"], p["target_idx"]
         if row.dtype != np.int32 or target.dtype != np.int32 or len(row) != len(target):
             return False
-        if any(v.dtype != np.float32 for k, v in p.items() if k not in ("row", "target_idx")):
+        values = [v for k, v in p.items() if k not in ("row", "target_idx")]
+        if any(v.dtype != np.float32 or len(v) != len(row) for v in values):
             return False
         if len(row) and (row[0] < 0 or row[-1] >= n_rows or np.any(row[1:] < row[:-1])):
             return False
