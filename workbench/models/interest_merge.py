@@ -1,4 +1,4 @@
-"""Profile entries of several row-sorted parts merged into CSR by one compiled pass per row.
+"""Profile entries of several row-sorted parts merged into CSR by compiled passes over the rows.
 
 :meth:`workbench.models.interest_features.Profile.from_entries` puts the entries of its parts
 (purchases, browsed products, searches) in row and target order and sums the repeats. Its
