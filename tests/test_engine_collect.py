@@ -24,6 +24,24 @@ def test_half_memory_of_an_unreadable_size_is_none():
     assert engine.half_memory("lots") is None
 
 
+def test_driver_java_options_put_the_users_last():
+    assert engine.driver_java_options() == " ".join(engine.DRIVER_JAVA_OPTIONS)
+    mine = engine.driver_java_options(
+        {"spark.driver.extraJavaOptions": " -XX:MaxHeapFreeRatio=50 "}
+    )
+    assert mine.startswith("-Duser.timezone=UTC ") and mine.endswith(" -XX:MaxHeapFreeRatio=50")
+
+
+@pytest.mark.spark
+def test_the_driver_jvm_runs_with_the_options_that_return_idle_heap(spark):
+    # the JVM's own command line (what a local driver shares the machine with is bounded by it)
+    args = list(
+        spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    )
+    assert set(engine.DRIVER_JAVA_OPTIONS) <= set(args)
+    assert spark._jvm.java.util.TimeZone.getDefault().getID() == "UTC"
+
+
 def _grouped(con) -> ibis.Table:
     frame = pd.DataFrame({"customer_id": [f"c{i % 7}" for i in range(50)], "x": range(50)})
     names = ibis.memtable(pa.table({"customer_id": [f"c{i}" for i in range(5)], "k": range(5)}))

@@ -368,10 +368,12 @@ def test_the_top_k_summary_equals_pandas_and_numpy_on_the_same_table(tmp_path):
     assert len(fig.axes) == 2
 
 
-def test_row_sorted_parts_merge_to_the_sorted_keys_profile():
+def test_row_sorted_parts_merge_to_the_sorted_keys_profile(monkeypatch):
     """The row-by-row merge (row-sorted int32/float32 parts, how build_snapshot calls it) gives
     the general path's profile exactly: same entries, same float32 sums (repeats within and
-    across parts, columns some parts lack, empty rows and parts)."""
+    across parts, columns some parts lack, empty rows and parts), with int32 positions and with
+    the int64 ones of inputs above 2**31 entries."""
+    from workbench.models import interest_merge
     from workbench.models.interest_features import RAW_COLUMNS
     from workbench.models.interest_merge import mergeable
 
@@ -409,6 +411,12 @@ def test_row_sorted_parts_merge_to_the_sorted_keys_profile():
         consumed = [dict(p) for p in parts]
         again = Profile.from_entries(n, m, consumed, consume=True)
         assert consumed == [{}] * 4 and again.nnz == merged.nnz
+        with monkeypatch.context() as patch:
+            patch.setattr(interest_merge, "INT32_POSITIONS_BELOW", 0)  # int64 positions
+            wide_positions = Profile.from_entries(n, m, [dict(p) for p in parts])
+        np.testing.assert_array_equal(wide_positions.indices, want.indices)
+        for name in RAW_COLUMNS:
+            np.testing.assert_array_equal(wide_positions.values[name], want.values[name])
     unsorted = part(100, RAW_COLUMNS[:1], True)
     unsorted["row"] = unsorted["row"][::-1].copy()
     assert not mergeable([unsorted], n, m) and not mergeable([], n, m)

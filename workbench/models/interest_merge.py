@@ -9,7 +9,8 @@ row, so a merge row by row needs no keys at all: a first pass counts each row's 
 targets, a second pass of the same kernel writes them in target order and gives each entry its
 position in the result; each value column is then summed there (float64, in part order and
 then entry order, the order the general path sums in) and stored as float32. Memory beyond
-inputs and output: one int64 position per entry and one float64 column at a time.
+inputs and output: one position per entry (int32 below 2**31 entries) and one float64 column
+at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import numpy as np
 from numba.typed import List
 
 __all__ = ["merge_sorted_parts", "mergeable"]
+
+#: Inputs with fewer entries than this give each entry an int32 position in the result (the
+#: result has no more entries than its inputs); more take int64.
+INT32_POSITIONS_BELOW = int(np.iinfo(np.int32).max)
 
 
 def mergeable(parts: Sequence[dict[str, np.ndarray]], n_rows: int, n_targets: int) -> bool:
@@ -66,7 +71,10 @@ def merge_sorted_parts(
     """
     rows = List([p["row"] for p in parts])
     targets = List([p["target_idx"] for p in parts])
-    dests = List([np.empty(len(p["row"]), np.int64) for p in parts])
+    # the result has at most as many entries as the inputs: int32 positions below 2**31
+    total = sum(len(p["row"]) for p in parts)
+    position = np.int32 if total < INT32_POSITIONS_BELOW else np.int64
+    dests = List([np.empty(len(p["row"]), position) for p in parts])
     indptr = np.zeros(n_rows + 1, np.int64)
     empty = np.zeros(0, np.int32)
     _place(n_rows, n_targets, rows, targets, indptr, empty, dests, False)  # counts per row
