@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -732,3 +732,42 @@ def test_shared_last_use_hands_a_value_out_once_more():
     shared.last_use = True
     assert shared.get("a", lambda: [3]) == [1] and "a" not in shared.values
     assert shared.get("b", lambda: [4]) == [4] and shared.values == {}
+
+
+def test_product_buyers_count_each_levels_distinct_buyers(shop):
+    """ProductBuyers (the purchase pairs read once, one compiled pass per level) gives each
+    candidate target the distinct buyers a pandas join and nunique gives; a catalogue built
+    with pairs shared across levels is the one built alone; pairs of another instant are
+    refused."""
+    from workbench import engine
+    from workbench.models import interest_data as idata
+    from workbench.models.interest_catalog import (
+        ProductBuyers,
+        _candidate_map,
+        build_catalog,
+        read_products,
+    )
+
+    source = idata.InterestSource.from_run_dir(engine.connect("duckdb"), shop["run"])
+    as_of = idata.instant((shop["end"] - timedelta(days=HORIZON)).date())
+    products = read_products(source.products, source.sales)
+    sales = source.sales.to_pyarrow().to_pandas()
+    sales = sales[sales["ordered_at"] <= pd.Timestamp(as_of)]
+    buyers = ProductBuyers.compute(source.sales, as_of)
+    assert buyers.indptr[-1] == len(sales[["customer_id", "product_id"]].drop_duplicates())
+    for level in ("product", "category", "brand", "keyword"):
+        candidates = _candidate_map(level, products).drop_duplicates()
+        joined = sales.merge(candidates, on="product_id")
+        want = joined.groupby("target")["customer_id"].nunique()
+        got = buyers.per_target(candidates)
+        assert got[got > 0].sort_index().equals(want.sort_index().astype("int64")), level
+        assert (got.reindex(want.index) == want).all() and len(want) > 20
+        alone = build_catalog(level, products, source.sales, as_of)
+        shared = build_catalog(level, products, source.sales, as_of, buyers=buyers)
+        np.testing.assert_array_equal(shared.targets, alone.targets)
+        np.testing.assert_array_equal(shared.buyers, alone.buyers)
+        pd.testing.assert_frame_equal(shared.product_map, alone.product_map)
+    with pytest.raises(ValueError, match="as of"):
+        build_catalog("product", products, source.sales, as_of - timedelta(days=1), buyers=buyers)
+    empty = ProductBuyers.compute(source.sales, datetime(1990, 1, 1, tzinfo=UTC))
+    assert len(empty.products) == 0 and empty.per_target(candidates).sum() == 0

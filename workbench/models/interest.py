@@ -39,6 +39,7 @@ from workbench.models import interest_data as idata
 from workbench.models import interest_parts
 from workbench.models import interest_store as store
 from workbench.models.interest_catalog import (
+    ProductBuyers,
     TargetCatalog,
     available_levels,
     build_catalog,
@@ -72,13 +73,23 @@ def resolve_levels(requested: Sequence[str], products: pd.DataFrame) -> tuple[li
 
 
 def prepare_level(
-    source: idata.InterestSource, products: pd.DataFrame, level: str, as_of: datetime
+    source: idata.InterestSource,
+    products: pd.DataFrame,
+    level: str,
+    as_of: datetime,
+    shared: idata.Shared | None = None,
 ) -> tuple[TargetCatalog, pd.DataFrame | None]:
-    """The level's targets and its search-query matches, both from data up to ``as_of``."""
-    catalog = build_catalog(level, products, source.sales, as_of)
+    """The level's targets and its search-query matches, both from data up to ``as_of``.
+
+    ``shared`` (one per ``source``) keeps what every level reads alike, the purchase pairs and
+    the distinct search queries, so that the levels of a fit read them once.
+    """
+    shared = idata.Shared() if shared is None else shared
+    buyers = shared.get(("buyers", as_of), lambda: ProductBuyers.compute(source.sales, as_of))
+    catalog = build_catalog(level, products, source.sales, as_of, buyers=buyers)
     query_map = None
     if source.events is not None and "query" in source.events.columns:
-        queries = idata.search_queries(source.events, as_of)
+        queries = shared.get(("queries", as_of), lambda: idata.search_queries(source.events, as_of))
         query_map = match_queries(queries, catalog.terms, catalog.size, popularity=catalog.buyers)
     return catalog, query_map
 
@@ -108,11 +119,12 @@ def iter_fits(
     fit_source = source if fit_source is None else fit_source
     products = read_products(source.products, source.sales)
     shared = idata.Shared()  # what every level's fit reads alike, aggregated once
+    targets = idata.Shared()  # and what their catalogues read alike (of ``source``)
     for i, level in enumerate(levels):
         # the last fit frees each shared aggregate once it has read it (at 3M customers the
         # purchase and browsing bases are several GB, held through its largest snapshot)
-        shared.last_use = i == len(levels) - 1
-        catalog, query_map = prepare_level(source, products, level, as_of)
+        shared.last_use = targets.last_use = i == len(levels) - 1
+        catalog, query_map = prepare_level(source, products, level, as_of, targets)
         if catalog.size == 0:
             log.warning("%s level skipped: no target has enough buyers", level)
             continue
