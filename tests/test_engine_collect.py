@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ibis
 import pandas as pd
 import pyarrow as pa
@@ -72,6 +74,27 @@ def test_arrow_batches_on_spark_equal_duckdb(spark):
     on_spark = _collected(_grouped(ibis.pyspark.connect(spark)))
     on_duck = _collected(_grouped(ibis.duckdb.connect()))
     pd.testing.assert_frame_equal(on_spark, on_duck, check_dtype=False)
+
+
+@pytest.mark.spark
+def test_local_spark_results_stream_through_parquet_in_order(spark, tmp_path):
+    # local mode: written as Parquet and read back batch by batch (no driver-side collect);
+    # an ordered result keeps its order across the part files, the scratch folder goes away
+    import tempfile
+
+    con = ibis.pyspark.connect(spark)
+    frame = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in range(300)], "x": range(300)})
+    table = upload(con, frame.sample(frac=1.0, random_state=1), "ordered")
+    ordered = table.order_by(ibis.desc("x"))
+    before = set(Path(tempfile.gettempdir()).glob("collect-*"))
+    batches = list(engine.arrow_batches(ordered, batch_rows=7))
+    assert all(b.num_rows <= 7 for b in batches) and len(batches) > 40
+    got = pa.Table.from_batches(batches).to_pandas()
+    assert got["x"].tolist() == list(range(299, -1, -1))
+    assert got["customer_id"].tolist() == [f"c{i:03d}" for i in range(299, -1, -1)]
+    assert set(Path(tempfile.gettempdir()).glob("collect-*")) == before
+    empty = list(engine.arrow_batches(table.filter(table.x < 0)))
+    assert sum(b.num_rows for b in empty) == 0
 
 
 def test_step_error_on_a_spark_result_limit_says_how_to_fix():
