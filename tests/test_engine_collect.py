@@ -97,6 +97,16 @@ def test_local_spark_results_stream_through_parquet_in_order(spark, tmp_path):
     assert sum(b.num_rows for b in empty) == 0
 
 
+@pytest.mark.spark
+def test_the_scratch_goes_to_the_first_of_several_local_dirs(spark, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    frame = spark.createDataFrame(pd.DataFrame({"x": range(5)}))
+    batches = engine._spark_local_batches(frame, f"{first}, {second}", batch_rows=2)
+    assert next(batches).num_rows == 2
+    assert [p.name[:8] for p in first.iterdir()] == ["collect-"] and not second.exists()
+    assert sum(b.num_rows for b in batches) == 3 and list(first.iterdir()) == []
+
+
 def test_step_error_on_a_spark_result_limit_says_how_to_fix():
     class Failure(Exception):
         ename = "Py4JJavaError"

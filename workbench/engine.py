@@ -176,7 +176,9 @@ def _spark_local_batches(
     """
     import pyarrow.parquet as pq
 
-    base = Path(local_dir) if local_dir else None
+    # spark.local.dir may list several folders (comma-separated): the first holds the scratch
+    first = str(local_dir or "").split(",")[0].strip()
+    base = Path(first) if first else None
     if base is not None:
         base.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="collect-", dir=base))
