@@ -19,13 +19,16 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 
+# --compile-bytecode: the .pyc files are written once at install time, so every notebook
+# kernel and CLI process starts without recompiling pandas, scipy, seaborn, ... from source
+# (about 2.5 s per process when PYTHONDONTWRITEBYTECODE is set, as on our CI machines).
 $(VENV)/.runtime: $(VENV)/bin/python requirements/runtime.lock pyproject.toml
-	$(UV) pip install --quiet --python $(PY) -r requirements/runtime.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements/runtime.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock
-	$(UV) pip install --quiet --python $(PY) -r requirements/dev.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements/dev.lock
 	touch $@
 
 demo: $(VENV)/.runtime ## Run the monthly job on the shipped demo data (creates .venv when missing)

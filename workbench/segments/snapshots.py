@@ -122,7 +122,9 @@ def _cumulative(daily: ir.Table, points: list[datetime], grid: ir.Table) -> ir.T
 
     The days are first reduced to one row per customer and *period between two instants*
     (sums, extremes, and count / sum / sum of squares of the purchase intervals); those rows,
-    far fewer than the days, are joined to every later instant and reduced again. The
+    far fewer than the days, get running totals per customer (one window pass), and each
+    running row stands for the instants from its period up to the customer's next period
+    (a join on the small instant grid; no second aggregation over customer x instant). The
     interval's sample standard deviation comes from integer sums, so equal intervals give
     exactly 0.
     """
@@ -146,25 +148,31 @@ def _cumulative(daily: ir.Table, points: list[datetime], grid: ir.Table) -> ir.T
         paid=daily.paid.sum(),
         at_ref=daily.at_ref.sum(),
     )
-    joined = per_b.inner_join(grid, per_b._b <= grid._snap)
-    per = joined.group_by(["_snap", "customer_id"]).aggregate(
-        revenue=joined.revenue.sum(),
-        gross_sales=joined.sales.sum(),
-        orders=joined.orders.sum(),
-        order_days=joined.order_days.sum(),
-        first_order_at=joined.first_sale_at.min(),
-        last_order_at=joined.last_sale_at.max(),
-        _last_day=joined.last_day.max(),
-        _first_day=joined.first_day.max(),
-        _first_day_sales=joined.first_day_sales.max(),
-        _n=joined.iv_n.sum(),
-        _s=joined.iv_s.fill_null(0).sum(),
-        _ss=joined.iv_ss.fill_null(0).sum(),
-        _paid=joined.paid.sum(),
-        _at_ref=joined.at_ref.sum(),
-        _a_day=joined._a_day.max(),
-        _as_of=joined._as_of.max(),
+    # running totals per customer over its periods, then each running row is the customer's
+    # state at every instant from its period up to (not including) its next period's
+    running = ibis.cumulative_window(group_by=per_b.customer_id, order_by=per_b._b)
+    following = ibis.window(group_by=per_b.customer_id, order_by=per_b._b)
+    cum = per_b.select(
+        "customer_id",
+        "_b",
+        _next=per_b._b.lead().over(following).fill_null(len(points)),
+        revenue=per_b.revenue.sum().over(running),
+        gross_sales=per_b.sales.sum().over(running),
+        orders=per_b.orders.sum().over(running),
+        order_days=per_b.order_days.sum().over(running),
+        first_order_at=per_b.first_sale_at.min().over(running),
+        last_order_at=per_b.last_sale_at.max().over(running),
+        _last_day=per_b.last_day.max().over(running),
+        _first_day=per_b.first_day.max().over(running),
+        _first_day_sales=per_b.first_day_sales.max().over(running),
+        _n=per_b.iv_n.sum().over(running),
+        _s=per_b.iv_s.fill_null(0).sum().over(running),
+        _ss=per_b.iv_ss.fill_null(0).sum().over(running),
+        _paid=per_b.paid.sum().over(running),
+        _at_ref=per_b.at_ref.sum().over(running),
     )
+    per = cum.inner_join(grid, [cum._b <= grid._snap, grid._snap < cum._next])
+    per = per.drop("_b", "_next")
     n, total, squares = per._n.cast("int64"), per._s.cast("int64"), per._ss.cast("int64")
     spread = n * squares - total * total
     variance = spread.cast("float64") / (n * (n - 1)).cast("float64")
