@@ -153,6 +153,39 @@ def test_snapshot_at_as_of_reproduces_the_customer_table(duck, fitted):
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-6)
 
 
+def test_growth_joins_only_the_attributes_its_segments_read(duck, fitted):
+    from workbench.segments.compile import leaf_columns
+
+    where = {
+        "all": [
+            {"subscribed": True},
+            {"any": [{"country": ["GB", "FR"]}, {"not": {"predicted_clv": {"min": 50}}}]},
+            {"attribute": {"column": "email", "op": "contains", "value": "example"}},
+            {"have_purchased": {"within_days": 400}},
+        ]
+    }
+    spec = parse_segment({"name": "mixed", "where": where})
+    assert leaf_columns(spec.where, duck) == {"subscribed", "country", "predicted_clv_90d", "email"}
+    points = month_ends(AS_OF, 3)
+    slim = snapshot_customers(duck, points, fitted, attributes={"country"})
+    full = snapshot_customers(duck, points, fitted)
+    assert "country" in slim.columns and "email" not in slim.columns
+    assert {"email", "phone", "language", "zip"} <= set(full.columns)
+    key = ["_snap", "customer_id"]
+    pd.testing.assert_frame_equal(
+        slim.to_pandas().sort_values(key).reset_index(drop=True),
+        full.to_pandas()[list(slim.columns)].sort_values(key).reset_index(drop=True),
+    )
+    # the growth of a segment reading attributes equals its members at each month end
+    frame = segment_growth([spec], duck, fitted, points)
+    got = frame[frame.segment == "mixed"]["members"].tolist()
+    for i, when in enumerate(points):
+        today = full.filter(full._snap == i).drop("_snap")
+        members = evaluate_segments([spec], duck.with_as_of(when, today)).to_pandas()
+        assert got[i] == len(members)
+    assert sum(got) > 0
+
+
 def test_from_metrics_needs_every_section():
     assert FittedModels.from_metrics({}, 90) is None
     assert FittedModels.from_metrics({"clv": {"bgnbd": {}}, "labels": {}}, 90) is None

@@ -43,6 +43,7 @@ __all__ = [
     "condition_customers",
     "condition_rows",
     "interest_customers",
+    "leaf_columns",
     "product_predicate",
 ]
 
@@ -284,6 +285,22 @@ def _leaf(
         when = as_of.on(t) if isinstance(as_of, Instants) else as_of
         return window_predicate(t[cond.column], cond, when)
     raise TypeError(f"no compiler for {type(cond).__name__}")
+
+
+def leaf_columns(node: Node, data: SegmentData) -> set[str]:
+    """The customer-table columns a tree's column conditions read (as :func:`_leaf` does).
+
+    Set conditions (purchases, views, interest, ...) read other tables and add nothing.
+    """
+    columns: set[str] = set()
+    for cond in iter_conditions(node):
+        if isinstance(cond, c.SubscribedCondition):
+            columns.add("subscribed")
+        elif isinstance(cond, c.MetricCondition):
+            columns.add(data.column(cond.column))
+        elif not isinstance(cond, SET_CONDITIONS):
+            columns.add(cond.column)
+    return columns
 
 
 #: Joins a set condition's members onto the table as columns and returns the table, the

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections.abc import Collection
 from datetime import UTC, date, datetime
 
 import ibis.expr.types as ir
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from workbench.models.customers import output_columns
 from workbench.notebook import end_of_day
+from workbench.segments.compile import leaf_columns
 from workbench.segments.data import SegmentData, upload
 from workbench.segments.fitted import FittedModels
 from workbench.segments.snapshots import snapshot_features
@@ -62,8 +64,26 @@ def month_ends(as_of: datetime, months: int = 12, start: date | None = None) -> 
     return sorted(points)
 
 
-def snapshot_customers(data: SegmentData, points: list[datetime], fitted: FittedModels) -> ir.Table:
+def snapshot_customers(
+    data: SegmentData,
+    points: list[datetime],
+    fitted: FittedModels,
+    attributes: Collection[str] | None = None,
+) -> ir.Table:
     """The customer table as of each point, stacked (column ``_snap`` = index into points).
+
+    Parameters
+    ----------
+    data : SegmentData
+        Today's data.
+    points : list of datetime
+        Increasing instants.
+    fitted : FittedModels
+        The run's fitted models.
+    attributes : collection of str, optional
+        The customer attributes to join (today's values); default all of them. Growth joins
+        only those its segments read: on a large shop each is a join of a string column onto
+        every customer x instant row.
 
     Returns
     -------
@@ -100,7 +120,11 @@ def snapshot_customers(data: SegmentData, points: list[datetime], fitted: Fitted
     )
     model_cols = output_columns(h)
     out = named.select("_snap", *model_cols)
-    attrs = [c for c in data.customers.columns if c not in model_cols]
+    attrs = [
+        c
+        for c in data.customers.columns
+        if c not in model_cols and (attributes is None or c in attributes)
+    ]
     if attrs:
         current = data.customers.select(
             _cid=data.customers.customer_id, **{c: data.customers[c] for c in attrs}
@@ -142,7 +166,8 @@ def segment_growth(
         (all customers with an order by then), share.
     """
     points = sorted(points or month_ends(data.as_of, months))
-    states = snapshot_customers(data, points, fitted)
+    read = set().union(*(leaf_columns(spec.where, data) for spec in specs))
+    states = snapshot_customers(data, points, fitted, attributes=read)
     store = states.group_by("_snap").aggregate(members=states.count()).to_pandas()
     rows = [("", int(i), int(n)) for i, n in zip(store["_snap"], store["members"], strict=True)]
     for spec in tqdm(specs, desc="growth", disable=not progress):

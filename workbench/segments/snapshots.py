@@ -5,9 +5,11 @@
 period counts. Here the lines are reduced once to one row per customer and day (sales, orders,
 net revenue, paid and reference value, gap to the previous purchase day), the web events to one
 row per customer and period between two instants (latest event). The days are reduced again to
-one row per customer and period between two instants (sums, extremes, interval moments), and
-those small tables are joined to every later instant and aggregated per instant and customer;
-the Behaviour period counts join only the days of the last two periods before each instant.
+one row per customer and period between two instants (sums, extremes, interval moments); the
+event periods are stacked under those, one window pass per customer gives running totals, and
+each running row is joined to the instants it stands for (from its period up to the customer's
+next one). The Behaviour period counts join only the days of the last two periods before each
+instant.
 
 The definitions are those of :mod:`workbench.models.features` (the tests compare both at
 several instants), with one deliberate difference: the price index compares what a customer
@@ -99,16 +101,12 @@ def _points(con: BaseBackend, points: list[datetime]) -> ir.Table:
     return upload(con, frame, "points")
 
 
-def _last_events(events: ir.Table, points: list[datetime], grid: ir.Table) -> ir.Table:
-    """Latest web event per instant and customer, from one reduction of the events."""
+def _event_periods(events: ir.Table, points: list[datetime]) -> ir.Table:
+    """Latest web event per customer and period between two instants (``_b``)."""
     ev = events.filter(events.occurred_at <= ts_literal(points[-1]))
     bucket = first_instant(ev.occurred_at, points)  # never null: ev ends at the last point
-    per = ev.group_by(["customer_id", bucket.name("_bucket")]).aggregate(
+    return ev.group_by(["customer_id", bucket.name("_b")]).aggregate(
         _last_event_at=ev.occurred_at.max()
-    )
-    joined = per.inner_join(grid, per._bucket <= grid._snap)
-    return joined.group_by(["_snap", "customer_id"]).aggregate(
-        _last_event_at=joined._last_event_at.max()
     )
 
 
@@ -117,8 +115,10 @@ def _first_point(day: ir.IntegerValue, points: list[datetime]) -> ir.IntegerValu
     return ibis.cases(*[(day <= epoch_day(p), i) for i, p in enumerate(points)]).cast("int64")
 
 
-def _cumulative(daily: ir.Table, points: list[datetime], grid: ir.Table) -> ir.Table:
-    """Per instant and customer, the totals over the days up to it.
+def _cumulative(
+    daily: ir.Table, points: list[datetime], grid: ir.Table, events: ir.Table | None = None
+) -> ir.Table:
+    """Per instant and customer, the totals over the days up to it (and the latest event).
 
     The days are first reduced to one row per customer and *period between two instants*
     (sums, extremes, and count / sum / sum of squares of the purchase intervals); those rows,
@@ -126,7 +126,9 @@ def _cumulative(daily: ir.Table, points: list[datetime], grid: ir.Table) -> ir.T
     running row stands for the instants from its period up to the customer's next period
     (a join on the small instant grid; no second aggregation over customer x instant). The
     interval's sample standard deviation comes from integer sums, so equal intervals give
-    exactly 0.
+    exactly 0. The web events' periods (latest event each) are stacked under the order periods
+    before the window pass, so the latest event by each instant is one more running maximum;
+    at a period with both, the event row sorts first and the order row carries the totals.
     """
     sale = daily.sale_lines > 0
     interval = daily.interval.cast("int64")
@@ -148,10 +150,30 @@ def _cumulative(daily: ir.Table, points: list[datetime], grid: ir.Table) -> ir.T
         paid=daily.paid.sum(),
         at_ref=daily.at_ref.sum(),
     )
+    if events is not None:
+        ev = _event_periods(events, points)
+        stamp = ev._last_event_at.type()
+        per_b = per_b.mutate(_last_event_at=ibis.null(stamp), _src=ibis.literal(1, "int8"))
+        ev = ev.select(
+            *[
+                ev[c] if c in ev.columns else ibis.null(per_b[c].type()).name(c)
+                for c in per_b.columns
+                if c != "_src"
+            ],
+            _src=ibis.literal(0, "int8"),
+        )
+        per_b = per_b.union(ev)
+    else:
+        per_b = per_b.mutate(_src=ibis.literal(1, "int8"))
     # running totals per customer over its periods, then each running row is the customer's
-    # state at every instant from its period up to (not including) its next period's
-    running = ibis.cumulative_window(group_by=per_b.customer_id, order_by=per_b._b)
-    following = ibis.window(group_by=per_b.customer_id, order_by=per_b._b)
+    # state at every instant from its period up to (not including) its next period's; the
+    # (period, source) order is unique per customer, so both windows see the same order
+    order = [per_b._b, per_b._src]
+    running = ibis.cumulative_window(group_by=per_b.customer_id, order_by=order)
+    following = ibis.window(group_by=per_b.customer_id, order_by=order)
+    extra = {}
+    if events is not None:
+        extra["_last_event_at"] = per_b._last_event_at.max().over(running)
     cum = per_b.select(
         "customer_id",
         "_b",
@@ -170,6 +192,7 @@ def _cumulative(daily: ir.Table, points: list[datetime], grid: ir.Table) -> ir.T
         _ss=per_b.iv_ss.fill_null(0).sum().over(running),
         _paid=per_b.paid.sum().over(running),
         _at_ref=per_b.at_ref.sum().over(running),
+        **extra,
     )
     per = cum.inner_join(grid, [cum._b <= grid._snap, grid._snap < cum._next])
     per = per.drop("_b", "_next")
@@ -230,7 +253,7 @@ def snapshot_features(
     con = orders._find_backend()
     grid = _points(con, points)
     daily = _daily(orders, points[-1], price_reference)
-    per = _cumulative(daily, points, grid)
+    per = _cumulative(daily, points, grid, events)
     if period_days is not None:
         per = per.left_join(
             _period_orders(daily, points, grid, period_days), ["_snap", "customer_id"]
@@ -270,10 +293,10 @@ def snapshot_features(
             hi = per._a_day - k * period_days
             cols[f"orders_p{k}"] = per[f"orders_p{k}"]
             cols[f"exposure_p{k}"] = (hi - per._first_day + 1).clip(0, period_days).cast("int64")
-    feats = per.select("_snap", "customer_id", "first_order_at", "last_order_at", **cols)
     if events is None:
-        return feats.mutate(last_active_at=feats.last_order_at)
-    last = _last_events(events, points, grid)
-    feats = feats.left_join(last, ["_snap", "customer_id"]).drop("_snap_right", "customer_id_right")
-    active = ibis.greatest(feats.last_order_at, feats._last_event_at.fill_null(feats.last_order_at))
-    return feats.mutate(last_active_at=active).drop("_last_event_at")
+        cols["last_active_at"] = per.last_order_at
+    else:
+        cols["last_active_at"] = ibis.greatest(
+            per.last_order_at, per._last_event_at.fill_null(per.last_order_at)
+        )
+    return per.select("_snap", "customer_id", "first_order_at", "last_order_at", **cols)
