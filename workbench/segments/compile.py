@@ -262,19 +262,29 @@ def _subscribed(column: ir.Value, wanted: bool) -> ir.BooleanValue:
     return flag if wanted else ~flag
 
 
+def _leaf_column(cond: c.Condition, data: SegmentData) -> str:
+    """The customer-table column a column condition reads ("" for one that reads none)."""
+    if isinstance(cond, c.SubscribedCondition):
+        return "subscribed"
+    if isinstance(cond, c.MetricCondition):
+        return data.column(cond.column)
+    return getattr(cond, "column", "")
+
+
 def _leaf(
     cond: c.Condition, t: ir.Table, data: SegmentData, as_of: datetime | Instants
 ) -> ir.BooleanValue:
+    name = _leaf_column(cond, data)
     if isinstance(cond, c.LabelCondition):
-        return t[cond.column].isin(list(cond.values))
+        return t[name].isin(list(cond.values))
     if isinstance(cond, c.ValuesCondition):
-        return _lower_text(t[cond.column]).isin([v.lower() for v in cond.values])
+        return _lower_text(t[name]).isin([v.lower() for v in cond.values])
     if isinstance(cond, c.SubscribedCondition):
-        return _subscribed(t["subscribed"], cond.value)
+        return _subscribed(t[name], cond.value)
     if isinstance(cond, c.AttributeCondition):
-        return _attribute(t[cond.column], cond)
+        return _attribute(t[name], cond)
     if isinstance(cond, c.MetricCondition):
-        column = t[data.column(cond.column)].cast("float64")
+        column = t[name].cast("float64")
         parts = []
         if cond.min is not None:
             parts.append(column >= cond.min)
@@ -283,24 +293,21 @@ def _leaf(
         return functools.reduce(operator.and_, parts)
     if isinstance(cond, c.DateCondition):
         when = as_of.on(t) if isinstance(as_of, Instants) else as_of
-        return window_predicate(t[cond.column], cond, when)
+        return window_predicate(t[name], cond, when)
     raise TypeError(f"no compiler for {type(cond).__name__}")
 
 
 def leaf_columns(node: Node, data: SegmentData) -> set[str]:
-    """The customer-table columns a tree's column conditions read (as :func:`_leaf` does).
+    """The customer-table columns a tree's column conditions read (those :func:`_leaf` reads).
 
     Set conditions (purchases, views, interest, ...) read other tables and add nothing.
     """
-    columns: set[str] = set()
-    for cond in iter_conditions(node):
-        if isinstance(cond, c.SubscribedCondition):
-            columns.add("subscribed")
-        elif isinstance(cond, c.MetricCondition):
-            columns.add(data.column(cond.column))
-        elif not isinstance(cond, SET_CONDITIONS):
-            columns.add(cond.column)
-    return columns
+    names = {
+        _leaf_column(cond, data)
+        for cond in iter_conditions(node)
+        if not isinstance(cond, SET_CONDITIONS)
+    }
+    return names - {""}
 
 
 #: Joins a set condition's members onto the table as columns and returns the table, the
