@@ -121,6 +121,32 @@ def test_per_customer_scoring_runs_in_the_engine(backend, spark):
         assert set(out["pid"]) == {os.getpid()}
 
 
+@pytest.mark.parametrize("backend", ["duckdb", "pyspark"])
+def test_checkpoint_keeps_rows_without_their_lineage(backend, spark):
+    """A checkpoint holds the rows it was computed from, even once its source is gone."""
+    import gc
+
+    con = (
+        engine.connect("duckdb", threads=1) if backend == "duckdb" else ibis.pyspark.connect(spark)
+    )
+    frame = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(3000)], "x": range(3000)})
+    source = con.create_table("checkpoint_source", ibis.memtable(frame), overwrite=True)
+    kept = engine.checkpoint(source.filter(source.x % 3 == 0).mutate(y=source.x * 2), "t")
+    name = kept.op().name
+    expected = frame[frame.x % 3 == 0].assign(y=lambda d: d.x * 2)
+    con.drop_table("checkpoint_source")
+    got = kept.to_pandas().sort_values("customer_id", ignore_index=True)
+    assert got["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert got["y"].tolist() == expected["y"].tolist()
+    if backend == "pyspark":
+        # not a Spark cache entry (whose lineage Spark may rebuild), and freed with the table
+        assert not spark.catalog.isCached(name)
+        assert spark.catalog.tableExists(name)
+        del kept
+        gc.collect()
+        assert not spark.catalog.tableExists(name)
+
+
 def test_interest_top_k_is_scored_on_the_executors(shop, spark, tmp_path):
     """The top-k table scored in parts on Spark's Python workers equals the in-process one."""
     import os

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -340,6 +341,56 @@ def write_parquet(expr: ibis.Table, path: str | Path, *, scratch: bool = False) 
     else:
         expr.to_parquet(str(path), mode="overwrite", compression="lz4" if scratch else "snappy")
     return path
+
+
+def checkpoint(table: ibis.Table, label: str = "checkpoint") -> ibis.Table:
+    """``table`` computed once and kept by the engine, independent of what it was computed from.
+
+    DuckDB: ibis' cache (a temporary table). PySpark: an eager ``localCheckpoint`` on disk
+    (``DISK_ONLY``) registered as a temporary view, not Spark's cache. Spark's cache keeps a
+    cached plan's lineage: a cache built on another cache is rebuilt when that one is released
+    or refreshed before the first is loaded (``CacheManager.recacheBy*``), and at 3M customers
+    the growth step failed inside such a rebuild (``NullPointerException`` in
+    ``CachedRDDBuilder``). A checkpoint has no lineage to rebuild and holds no driver heap; its
+    blocks are freed by Spark's context cleaner once the view is dropped, which happens when
+    the returned table is garbage-collected.
+
+    Parameters
+    ----------
+    table : ibis.Table
+        Rows to materialise.
+    label : str
+        Part of the temporary view's name (Spark).
+
+    Returns
+    -------
+    ibis.Table
+        The materialised rows on the same connection.
+    """
+    con = table._find_backend()
+    if con.name != "pyspark":
+        return table.cache()
+    from pyspark import StorageLevel
+
+    con._run_pre_execute_hooks(table)  # registers memtables as temporary views
+    session = con._session
+    frame = session.sql(con.compile(table)).localCheckpoint(
+        eager=True, storageLevel=StorageLevel.DISK_ONLY
+    )
+    name = f"_wb_{label}_{uuid.uuid4().hex[:12]}"
+    frame.createOrReplaceTempView(name)
+    out = con.table(name)
+    weakref.finalize(out.op(), _drop_view, session, name)
+    return out
+
+
+def _drop_view(session: Any, name: str) -> None:
+    """Drop a temporary view (a no-op once the session is stopped or Python is exiting)."""
+    try:
+        session.catalog.dropTempView(name)
+    except Exception:  # finalizer: the session may be gone already
+        if not sys.is_finalizing():
+            log.debug("temporary view %s not dropped", name, exc_info=True)
 
 
 #: Spark SQL type names of the ibis types :func:`map_batches` can return.

@@ -116,7 +116,7 @@ SCORE_SCHEMA = {
 }
 
 
-def _score_batch(value: CustomerValueModel, batch: pd.DataFrame) -> pd.DataFrame:
+def score_batch(value: CustomerValueModel, batch: pd.DataFrame) -> pd.DataFrame:
     """CLV and churn scores of one batch of customers (runs on Spark executors too)."""
     scores = value.predict(batch.reset_index(drop=True))
     scores.insert(0, "customer_id", batch["customer_id"].astype(str).to_numpy())
@@ -170,7 +170,7 @@ def build_customers(
     value.fit(feats)  # on aggregates: distinct (frequency, recency, T) rows and spend groups
     scores = engine.map_batches(
         feats.select("customer_id", "frequency", "repeat_span_days", "tenure_days", "monetary"),
-        partial(_score_batch, value),
+        partial(score_batch, value),
         SCORE_SCHEMA,
         label="scores",
     )

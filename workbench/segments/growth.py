@@ -18,15 +18,18 @@ import calendar
 import logging
 from collections.abc import Collection
 from datetime import UTC, date, datetime
+from functools import partial
 
 import ibis.expr.types as ir
 import pandas as pd
 from tqdm.auto import tqdm
 
-from workbench.models.customers import output_columns
+from workbench import engine
+from workbench.models.customers import SCORE_SCHEMA, output_columns, score_batch
+from workbench.models.value import CustomerValueModel
 from workbench.notebook import end_of_day
 from workbench.segments.compile import leaf_columns
-from workbench.segments.data import SegmentData, upload
+from workbench.segments.data import SegmentData
 from workbench.segments.fitted import FittedModels
 from workbench.segments.snapshots import snapshot_features
 from workbench.segments.spec import SegmentSpec
@@ -64,6 +67,13 @@ def month_ends(as_of: datetime, months: int = 12, start: date | None = None) -> 
     return sorted(points)
 
 
+def _score_snapshot_batch(value: CustomerValueModel, batch: pd.DataFrame) -> pd.DataFrame:
+    """CLV and churn scores of one batch of customer x instant rows (runs on Spark too)."""
+    scores = score_batch(value, batch)
+    scores.insert(0, "_snap", batch["_snap"].astype("int64").to_numpy())
+    return scores
+
+
 def snapshot_customers(
     data: SegmentData,
     points: list[datetime],
@@ -89,21 +99,25 @@ def snapshot_customers(
     -------
     ibis.Table
         ``_snap`` and the customers.parquet columns (model columns as of each point, customer
-        attributes as of today), cached in the engine.
+        attributes as of today), materialised by the engine (:func:`workbench.engine.checkpoint`).
     """
-    feats = snapshot_features(
-        data.orders,
-        points,
-        events=data.events,
-        price_reference=fitted.price_reference,
-        period_days=fitted.behaviour_period_days,
-    ).cache()
-    inputs = feats.select("_snap", "customer_id", *SCORE_INPUTS).to_pandas()
-    scores = fitted.value.predict(inputs[SCORE_INPUTS].reset_index(drop=True))
-    scores.insert(0, "customer_id", inputs["customer_id"].to_numpy())
-    scores.insert(0, "_snap", inputs["_snap"].to_numpy())
-    del inputs
-    table = upload(data.con, scores, "snapscores")
+    feats = engine.checkpoint(
+        snapshot_features(
+            data.orders,
+            points,
+            events=data.events,
+            price_reference=fitted.price_reference,
+            period_days=fitted.behaviour_period_days,
+        ),
+        "snapfeats",
+    )
+    # scored where the engine runs (Spark executors, DuckDB batches): nothing collected
+    table = engine.map_batches(
+        feats.select("_snap", "customer_id", *SCORE_INPUTS),
+        partial(_score_snapshot_batch, fitted.value),
+        {"_snap": "int64", **SCORE_SCHEMA},
+        label="snapscores",
+    )
     scored = feats.inner_join(table, ["_snap", "customer_id"])
     labelled = scored.mutate(
         life_cycle=fitted.life_cycle.label(scored),
@@ -130,7 +144,7 @@ def snapshot_customers(
             _cid=data.customers.customer_id, **{c: data.customers[c] for c in attrs}
         )
         out = out.left_join(current, out.customer_id == current._cid).drop("_cid")
-    return out.cache()
+    return engine.checkpoint(out, "snapshots")
 
 
 def segment_growth(
