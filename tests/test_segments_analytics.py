@@ -217,6 +217,36 @@ def test_analytics_and_growth_on_spark_match_duckdb(spark, duck, fitted):
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
 
 
+@pytest.mark.spark
+def test_snapshots_on_spark_are_scored_in_the_engine(spark, duck, fitted, monkeypatch):
+    """No customer x instant row is collected to the driver, and the rows equal DuckDB's."""
+    import ibis.expr.types as ir
+
+    on_spark = tiny_data(ibis.pyspark.connect(spark))
+    points = month_ends(AS_OF, 3)
+    expected = snapshot_customers(duck, points, fitted).to_pandas()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("snapshot rows collected to the driver")
+
+    with monkeypatch.context() as patch:
+        for name in ("to_pandas", "to_pyarrow", "to_pyarrow_batches", "execute"):
+            patch.setattr(ir.Table, name, refuse)
+        table = snapshot_customers(on_spark, points, fitted)
+    got = table.to_pandas()[list(expected.columns)]
+    key = ["_snap", "customer_id"]
+    for frame in (got, expected):
+        for col in frame.columns:
+            if str(frame[col].dtype).startswith("datetime"):
+                frame[col] = pd.to_datetime(frame[col], utc=True).astype("datetime64[us, UTC]")
+    pd.testing.assert_frame_equal(
+        got.sort_values(key).reset_index(drop=True),
+        expected.sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+        atol=1e-9,
+    )
+
+
 def _random_shop(n_customers: int = 150, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Orders (multi-line orders, returns, several orders a day) and events, at random."""
     rng = np.random.default_rng(seed)
