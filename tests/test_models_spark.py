@@ -100,15 +100,20 @@ def _tag_with_pid(batch: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _numbered(backend: str, spark, n: int):
+    """A connection of ``backend`` and ``n`` rows: ``customer_id`` c0000.. and ``x`` 0..n-1."""
+    con = (
+        engine.connect("duckdb", threads=1) if backend == "duckdb" else ibis.pyspark.connect(spark)
+    )
+    return con, pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(n)], "x": range(n)})
+
+
 @pytest.mark.parametrize("backend", ["duckdb", "pyspark"])
 def test_per_customer_scoring_runs_in_the_engine(backend, spark):
     """map_batches (CLV scoring) runs on Spark's Python workers, not on the driver."""
     import os
 
-    con = (
-        engine.connect("duckdb", threads=1) if backend == "duckdb" else ibis.pyspark.connect(spark)
-    )
-    frame = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(5000)], "x": range(5000)})
+    con, frame = _numbered(backend, spark, 5000)
     table = con.create_view("map_input", ibis.memtable(frame), overwrite=True)
     schema = {"customer_id": "string", "twice": "float64", "pid": "int64"}
     out = engine.map_batches(table, _tag_with_pid, schema, batch_rows=1000).to_pandas()
@@ -126,10 +131,7 @@ def test_checkpoint_keeps_rows_without_their_lineage(backend, spark):
     """A checkpoint holds the rows it was computed from, even once its source is gone."""
     import gc
 
-    con = (
-        engine.connect("duckdb", threads=1) if backend == "duckdb" else ibis.pyspark.connect(spark)
-    )
-    frame = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(3000)], "x": range(3000)})
+    con, frame = _numbered(backend, spark, 3000)
     source = con.create_table("checkpoint_source", ibis.memtable(frame), overwrite=True)
     kept = engine.checkpoint(source.filter(source.x % 3 == 0).mutate(y=source.x * 2), "t")
     name = kept.op().name
