@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from workbench.errors import InputDataError
+from workbench.errors import InputDataError, ParamsError
 from workbench.ingest.pipeline import format_summary, ingest
 from workbench.params import load_params
 
@@ -92,6 +92,40 @@ def test_duckdb_file(tmp_path, write_params):
     params = write_params(data={"orders": {"path": "shop.duckdb", "table": "lines"}})
     ingest(load_params(params), tmp_path / "run")
     _check_good_orders(tmp_path / "run")
+
+
+def test_catalog_table_of_the_connection(tmp_path, write_params):
+    """``format: table`` reads a table the engine's catalog holds (here the caller's DuckDB)."""
+    from workbench import engine
+
+    con = engine.connect("duckdb")
+    con.create_table("order_lines", ORDERS_DF)
+    params = write_params(data={"orders": {"format": "table", "table": "order_lines"}})
+    summary = ingest(load_params(params), tmp_path / "run", con=con)
+    _check_good_orders(tmp_path / "run")
+    assert summary["tables"]["orders"]["source"] == "catalog table order_lines (data.orders)"
+
+
+def test_catalog_table_missing_says_which_tables_exist(tmp_path, write_params):
+    from workbench import engine
+
+    con = engine.connect("duckdb")
+    con.create_table("order_lines", ORDERS_DF)
+    params = write_params(data={"orders": {"format": "table", "table": "orderlines"}})
+    with pytest.raises(InputDataError) as err:
+        ingest(load_params(params), tmp_path / "run", con=con)
+    message = str(err.value)
+    assert message.startswith("data.orders.table: the duckdb catalog has no table 'orderlines'")
+    assert "tables there: order_lines" in message and "format: duckdb" in message
+    assert not (tmp_path / "run" / "data" / "orders.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    "source", [{"format": "table"}, {"format": "table", "table": "t", "path": "x.parquet"}]
+)
+def test_catalog_table_params_need_a_table_and_no_path(tmp_path, write_params, source):
+    with pytest.raises(ParamsError, match="format 'table' needs 'table'"):
+        load_params(write_params(data={"orders": source}))
 
 
 def test_sql_query_on_database_url(tmp_path, write_params, monkeypatch):

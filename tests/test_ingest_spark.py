@@ -80,3 +80,46 @@ def test_duckdb_and_spark_ingest_agree(tmp_path, write_csv, write_params, spark)
     qs = _table(tmp_path / "spark" / "quarantine.parquet")
     pd.testing.assert_frame_equal(qd.drop(columns="source"), qs.drop(columns="source"))
     assert duck["tables"]["orders"]["facts"] == sprk["tables"]["orders"]["facts"]
+
+
+def test_orders_from_a_spark_catalog_table_equal_the_file_ingest(
+    tmp_path, write_csv, write_params, spark
+):
+    """``format: table`` reads a metastore table where it is, with the file ingest's result."""
+    orders = write_csv([*GOOD_ROWS, "1005,,2024-02-03,P2,1,10.00", "1006,C2,junk,P2,1,10.00"])
+    source = tmp_path / "orders_table"
+    spark.read.option("header", True).csv(str(orders)).write.parquet(str(source))
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS shop LOCATION '{tmp_path / 'shop.db'}'")
+    spark.sql("DROP TABLE IF EXISTS shop.order_lines")
+    spark.sql(f"CREATE TABLE shop.order_lines USING parquet LOCATION '{source}'")
+    con = engine.ibis.pyspark.connect(spark)
+    try:
+        by_file = load_params(write_params("file.yaml", data={"orders": {"path": str(source)}}))
+        by_table = load_params(
+            write_params(
+                "table.yaml", data={"orders": {"format": "table", "table": "shop.order_lines"}}
+            )
+        )
+        files = ingest(
+            by_file.model_copy(update={"engine": "pyspark"}),
+            tmp_path / "f",
+            con=con,
+            progress=False,
+        )
+        table = ingest(
+            by_table.model_copy(update={"engine": "pyspark"}),
+            tmp_path / "t",
+            con=con,
+            progress=False,
+        )
+    finally:
+        spark.sql("DROP TABLE IF EXISTS shop.order_lines")
+        spark.sql("DROP DATABASE IF EXISTS shop CASCADE")
+    assert table["tables"]["orders"]["quarantined"] == files["tables"]["orders"]["quarantined"]
+    assert sum(table["tables"]["orders"]["quarantined"].values()) == 2
+    assert table["tables"]["orders"]["source"] == "catalog table shop.order_lines (data.orders)"
+    pd.testing.assert_frame_equal(
+        _table(tmp_path / "f" / "data" / "orders.parquet"),
+        _table(tmp_path / "t" / "data" / "orders.parquet"),
+    )
+    assert len(_table(tmp_path / "t" / "data" / "orders.parquet")) == len(GOOD_ROWS)

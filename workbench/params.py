@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from workbench.errors import ParamsError
 
 Engine = Literal["duckdb", "pyspark"]
-SourceFormat = Literal["auto", "csv", "parquet", "jsonl", "duckdb", "sql"]
+SourceFormat = Literal["auto", "csv", "parquet", "jsonl", "duckdb", "sql", "table"]
 EventType = Literal["view", "click", "search", "cart"]
 InterestLevel = Literal["product", "category", "brand", "keyword"]
 ExportType = Literal[
@@ -48,7 +48,12 @@ class Source(StrictModel):
 
     path: str | None = None
     format: SourceFormat = "auto"
-    table: str | None = Field(None, description="table name inside a DuckDB file")
+    table: str | None = Field(
+        None,
+        description="table name inside a DuckDB file (format duckdb), or a table or view of "
+        "the engine's catalog, optionally 'database.table' (format table: e.g. a Spark "
+        "metastore table on a cluster)",
+    )
     query: str | None = Field(None, description="SQL query (format sql or duckdb)")
     url_env: str | None = Field(
         None, description="environment variable holding the database URL (format sql)"
@@ -75,8 +80,17 @@ class Source(StrictModel):
         if self.format == "sql":
             if not (self.query and self.url_env):
                 raise ValueError("format 'sql' needs both 'query' and 'url_env'")
+        elif self.format == "table":
+            if not self.table or self.path:
+                raise ValueError(
+                    "format 'table' needs 'table' (a catalog table, optionally "
+                    "'database.table') and no 'path'"
+                )
         elif not self.path:
-            raise ValueError("'path' is required (or use format: sql with query and url_env)")
+            raise ValueError(
+                "'path' is required (or use format: sql with query and url_env, or format: "
+                "table with table)"
+            )
         if (
             self.delimiter is not None
             and len(self.delimiter) != 1

@@ -434,6 +434,10 @@ def open_source(
         table = engine.read_parquet(con, staged)
         label = f"SQL query of data.{table_name}"
         detected["format"] = "sql"
+    elif spec.format == "table":
+        table = engine.catalog_table(con, spec.table or "", where=f"data.{table_name}.table")
+        label = f"catalog table {spec.table} (data.{table_name})"
+        detected["format"] = "table"
     else:
         path = Path(spec.path or "")
         label = str(path)
