@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from workbench import engine
 from workbench.errors import InputDataError, ParamsError
 from workbench.ingest.pipeline import format_summary, ingest
 from workbench.params import load_params
@@ -96,8 +97,6 @@ def test_duckdb_file(tmp_path, write_params):
 
 def test_catalog_table_of_the_connection(tmp_path, write_params):
     """``format: table`` reads a table the engine's catalog holds (here the caller's DuckDB)."""
-    from workbench import engine
-
     con = engine.connect("duckdb")
     con.create_table("order_lines", ORDERS_DF)
     params = write_params(data={"orders": {"format": "table", "table": "order_lines"}})
@@ -107,8 +106,6 @@ def test_catalog_table_of_the_connection(tmp_path, write_params):
 
 
 def test_catalog_table_missing_says_which_tables_exist(tmp_path, write_params):
-    from workbench import engine
-
     con = engine.connect("duckdb")
     con.create_table("order_lines", ORDERS_DF)
     params = write_params(data={"orders": {"format": "table", "table": "orderlines"}})
@@ -116,7 +113,8 @@ def test_catalog_table_missing_says_which_tables_exist(tmp_path, write_params):
         ingest(load_params(params), tmp_path / "run", con=con)
     message = str(err.value)
     assert message.startswith("data.orders.table: the duckdb catalog has no table 'orderlines'")
-    assert "tables there: order_lines" in message and "format: duckdb" in message
+    assert "did you mean 'order_lines'? tables there: order_lines" in message
+    assert "format: duckdb" in message
     assert not (tmp_path / "run" / "data" / "orders.parquet").exists()
 
 

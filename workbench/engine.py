@@ -23,7 +23,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import pyarrow as pa
 
-from workbench.errors import InputDataError, ParamsError, WorkbenchError
+from workbench.errors import ParamsError, WorkbenchError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -319,56 +319,6 @@ def read_jsonl(con: BaseBackend, path: str | Path) -> ibis.Table:
     if con.name == "duckdb":
         return con.read_json(str(path), format="newline_delimited")
     return con.read_json(str(path))
-
-
-def _missing_table_errors() -> tuple[type[Exception], ...]:
-    """What ibis and Spark raise for a table or database the catalog does not hold."""
-    from ibis.common.exceptions import TableNotFound
-
-    try:
-        from pyspark.errors import AnalysisException
-    except ImportError:
-        return (TableNotFound,)
-    return (TableNotFound, AnalysisException)
-
-
-def catalog_table(con: BaseBackend, name: str, *, where: str) -> ibis.Table:
-    """A table or view of the engine's catalog: ``table`` or ``database.table``.
-
-    On Spark this is the session's catalog (on a cluster, its metastore), so order lines that
-    already live in a warehouse table are read where they are, without an export to files.
-
-    Parameters
-    ----------
-    con : ibis backend
-        Connection from :func:`connect`.
-    name : str
-        Table name, optionally qualified by its database (``sales.order_lines``).
-    where : str
-        The params key that names the table, for the error message.
-
-    Raises
-    ------
-    InputDataError
-        When the catalog holds no such table; the message lists the tables it does hold.
-    """
-    missing = _missing_table_errors()
-    database, _, table = name.rpartition(".")
-    try:
-        return con.table(table, database=database or None)
-    except missing as exc:
-        try:
-            known = sorted(con.list_tables(database=database or None))
-        except missing:  # the database itself is not there
-            known = []
-        listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
-        raise InputDataError(
-            f"the {con.name} catalog has no table {name!r} ({type(exc).__name__})",
-            where=where,
-            fix=(f"tables there: {listed}. " if known else "no tables found there. ")
-            + "On Spark, name a table or view of the session's catalog (database.table); "
-            "on DuckDB, read a DuckDB file with format: duckdb, path and table",
-        ) from None
 
 
 def write_parquet(expr: ibis.Table, path: str | Path, *, scratch: bool = False) -> Path:

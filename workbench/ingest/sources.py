@@ -333,6 +333,58 @@ def _suggest(name: str, candidates: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
+def _missing_table_errors() -> tuple[type[Exception], ...]:
+    """What ibis and Spark raise for a table or database the catalog does not hold."""
+    from ibis.common.exceptions import TableNotFound
+
+    try:
+        from pyspark.errors import AnalysisException
+    except ImportError:
+        return (TableNotFound,)
+    return (TableNotFound, AnalysisException)
+
+
+def _catalog_table(con: BaseBackend, name: str, *, where: str) -> ibis.Table:
+    """A table or view of the engine's catalog: ``table`` or ``database.table``.
+
+    On Spark this is the session's catalog (on a cluster, its metastore), so order lines that
+    already live in a warehouse table are read where they are, without an export to files.
+
+    Parameters
+    ----------
+    con : ibis backend
+        Connection from :func:`workbench.engine.connect`.
+    name : str
+        Table name, optionally qualified by its database (``sales.order_lines``).
+    where : str
+        The params key that names the table, for the error message.
+
+    Raises
+    ------
+    InputDataError
+        When the catalog holds no such table; the message suggests the closest name and lists
+        the tables it does hold.
+    """
+    missing = _missing_table_errors()
+    database, _, table = name.rpartition(".")
+    try:
+        return con.table(table, database=database or None)
+    except missing as exc:
+        try:
+            known = sorted(con.list_tables(database=database or None))
+        except missing:  # the database itself is not there
+            known = []
+        listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        raise InputDataError(
+            f"the {con.name} catalog has no table {name!r} ({type(exc).__name__})",
+            where=where,
+            fix=_suggest(table, known)
+            + (f"tables there: {listed}. " if known else "no tables found there. ")
+            + "On Spark, name a table or view of the session's catalog (database.table); "
+            "on DuckDB, read a DuckDB file with format: duckdb, path and table",
+        ) from None
+
+
 def _example_row(table: ibis.Table) -> str:
     try:
         row = table.limit(1).to_pyarrow().to_pylist()
@@ -435,7 +487,7 @@ def open_source(
         label = f"SQL query of data.{table_name}"
         detected["format"] = "sql"
     elif spec.format == "table":
-        table = engine.catalog_table(con, spec.table or "", where=f"data.{table_name}.table")
+        table = _catalog_table(con, spec.table or "", where=f"data.{table_name}.table")
         label = f"catalog table {spec.table} (data.{table_name})"
         detected["format"] = "table"
     else:
